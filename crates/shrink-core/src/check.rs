@@ -1,0 +1,54 @@
+//! Boundary checks shared by every crate: shapes, emptiness, finiteness.
+
+use crate::{Error, Result};
+use ndarray::ArrayView2;
+
+/// Checks that a weight matrix is non-empty and holds only finite values.
+///
+/// `what` names the matrix in the error message.
+pub fn finite_matrix(what: &str, w: ArrayView2<'_, f32>) -> Result<()> {
+    if w.is_empty() {
+        return Err(Error::Empty {
+            what: format!("{what} (shape {}x{})", w.nrows(), w.ncols()),
+        });
+    }
+    for ((i, j), v) in w.indexed_iter() {
+        if !v.is_finite() {
+            return Err(Error::NonFinite {
+                what: what.to_string(),
+                position: format!("row {i}, column {j}"),
+                value: v.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that a slice is non-empty and holds only finite values.
+pub fn finite_slice(what: &str, xs: &[f32]) -> Result<()> {
+    if xs.is_empty() {
+        return Err(Error::Empty {
+            what: what.to_string(),
+        });
+    }
+    if let Some((i, v)) = xs.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: what.to_string(),
+            position: format!("index {i}"),
+            value: v.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that `x` (tokens x features) has `features` columns.
+pub fn input_width(what: &str, x: ArrayView2<'_, f32>, features: usize) -> Result<()> {
+    if x.ncols() != features {
+        return Err(Error::shape(
+            what,
+            format!("(_, {features})"),
+            format!("({}, {})", x.nrows(), x.ncols()),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,89 @@
+//! Small dense kernels every crate needs, built on faer and made
+//! deterministic: work is split into fixed blocks before it is spread over
+//! threads, so the result never depends on how many threads run.
+
+use crate::interop::{as_faer, as_faer_mut};
+use faer::{Accum, Par};
+use ndarray::{Array2, ArrayView2, Axis};
+use rayon::prelude::*;
+
+/// Column block width used to split products over threads.
+const BLOCK: usize = 64;
+
+/// `C (+)= A B` in f64, split over column blocks of `C` (deterministic).
+///
+/// Shapes must agree (`A: m x k`, `B: k x n`, `C: m x n`); callers check them.
+pub fn matmul_into(c: &mut Array2<f64>, a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>, add: bool) {
+    let accum = if add { Accum::Add } else { Accum::Replace };
+    let bf = b;
+    c.axis_chunks_iter_mut(Axis(1), BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(k, cblock)| {
+            let j0 = k * BLOCK;
+            let w = cblock.ncols();
+            let bblock = bf.slice(ndarray::s![.., j0..j0 + w]);
+            faer::linalg::matmul::matmul(
+                as_faer_mut(cblock),
+                accum,
+                as_faer(a),
+                as_faer(bblock),
+                1.0,
+                Par::Seq,
+            );
+        });
+}
+
+/// `A B` in f64 (deterministic, parallel over column blocks).
+pub fn matmul(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> Array2<f64> {
+    let mut c = Array2::zeros((a.nrows(), b.ncols()));
+    matmul_into(&mut c, a, b, false);
+    c
+}
+
+/// `A B^T` in f32 (deterministic, parallel over row blocks of the result):
+/// the product `y = x W^T` of a linear layer.
+pub fn matmul_f32_bt(a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) -> Array2<f32> {
+    let mut c = Array2::<f32>::zeros((a.nrows(), b.nrows()));
+    c.axis_chunks_iter_mut(Axis(1), BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(k, cblock)| {
+            let j0 = k * BLOCK;
+            let w = cblock.ncols();
+            let bblock = b.slice(ndarray::s![j0..j0 + w, ..]);
+            faer::linalg::matmul::matmul(
+                as_faer_mut(cblock),
+                Accum::Replace,
+                as_faer(a),
+                as_faer(bblock.t()),
+                1.0,
+                Par::Seq,
+            );
+        });
+    c
+}
+
+/// `sum_ij A_ij B_ij` in f64, summed row by row in a fixed order.
+pub fn frobenius_inner(a: ArrayView2<'_, f64>, b: ArrayView2<'_, f64>) -> f64 {
+    let rows: Vec<f64> = a
+        .outer_iter()
+        .into_par_iter()
+        .zip(b.outer_iter().into_par_iter())
+        .map(|(ra, rb)| ra.iter().zip(rb.iter()).map(|(x, y)| x * y).sum::<f64>())
+        .collect();
+    rows.iter().sum()
+}
+
+/// `tr(E H E^T) = sum_ij (E H)_ij E_ij` for `E: m x n`, `H: n x n`, in f64.
+pub fn quadratic_trace(e: ArrayView2<'_, f64>, h: ArrayView2<'_, f64>) -> f64 {
+    let eh = matmul(e, h);
+    frobenius_inner(eh.view(), e)
+}
+
+/// `C = A B^T` in f32 on the calling thread (a building block for callers
+/// that split work themselves). Shapes must agree (`A: m x k`, `B: n x k`,
+/// `C: m x n`).
+pub fn gemm_f32_bt_seq(c: ndarray::ArrayViewMut2<'_, f32>, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) {
+    faer::linalg::matmul::matmul(as_faer_mut(c), Accum::Replace, as_faer(a), as_faer(b.t()), 1.0, Par::Seq);
+}

@@ -1,0 +1,86 @@
+//! Evaluation rows: one recipe on one weight matrix, with bits/weight,
+//! relative weight and output errors and the time taken; printed as a table
+//! or as JSON lines `{"linear","recipe","bits_per_weight","rel_weight_error",
+//! "rel_output_error","seconds"}` (a stable format other tools may read).
+
+use serde::Serialize;
+use shrink_core::{Compressor, Context, LayerStats, Objective, Reconstruct, Result};
+use ndarray::ArrayView2;
+use std::time::Instant;
+
+/// One evaluated (linear, recipe) pair.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Row {
+    /// The linear (or synthetic layer) name.
+    pub linear: String,
+    /// The canonical recipe.
+    pub recipe: String,
+    /// Stored bits per weight, every byte counted.
+    pub bits_per_weight: f64,
+    /// `||W - W'||_F^2 / ||W||_F^2`.
+    pub rel_weight_error: f64,
+    /// `tr((W-W') H (W-W')^T) / tr(W H W^T)`; `None` without statistics.
+    pub rel_output_error: Option<f64>,
+    /// Wall-clock seconds of the compression alone.
+    pub seconds: f64,
+}
+
+/// Compresses `w` with `pipeline` and measures the result.
+pub fn evaluate(
+    linear: &str,
+    pipeline: &dyn Compressor,
+    w: ArrayView2<'_, f32>,
+    stats: Option<&LayerStats>,
+    seed: u64,
+) -> Result<Row> {
+    let ctx = Context {
+        stats,
+        seed,
+        mask: None,
+    };
+    let t = Instant::now();
+    let c = pipeline.compress(w, &ctx)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let dense = c.to_dense();
+    let rel_weight_error = Objective::Frobenius.relative(w, dense.view(), None)?;
+    let rel_output_error = match stats {
+        Some(s) => Some(Objective::Output.relative(w, dense.view(), Some(s))?),
+        None => None,
+    };
+    Ok(Row {
+        linear: linear.to_string(),
+        recipe: pipeline.recipe(),
+        bits_per_weight: c.storage().bits_per_weight(),
+        rel_weight_error,
+        rel_output_error,
+        seconds,
+    })
+}
+
+impl Row {
+    /// The row as one JSON line.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// Renders rows as an aligned text table.
+pub fn table(rows: &[Row]) -> String {
+    let lw = rows.iter().map(|r| r.linear.len()).max().unwrap_or(6).max(6);
+    let rw = rows.iter().map(|r| r.recipe.len()).max().unwrap_or(6).max(6);
+    let mut s = format!(
+        "{:<lw$}  {:<rw$}  {:>8}  {:>11}  {:>11}  {:>8}\n",
+        "linear", "recipe", "bits/w", "rel w err", "rel out err", "seconds"
+    );
+    s.push_str(&format!("{}\n", "-".repeat(lw + rw + 8 + 11 + 11 + 8 + 10)));
+    for r in rows {
+        let out = r
+            .rel_output_error
+            .map_or_else(|| "-".to_string(), |v| format!("{v:.5}"));
+        s.push_str(&format!(
+            "{:<lw$}  {:<rw$}  {:>8.4}  {:>11.5}  {:>11}  {:>8.3}\n",
+            r.linear, r.recipe, r.bits_per_weight, r.rel_weight_error, out, r.seconds
+        ));
+    }
+    s
+}
