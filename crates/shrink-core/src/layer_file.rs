@@ -57,7 +57,12 @@ fn tensor_f32(st: &SafeTensors<'_>, path: &Path, name: &str) -> Result<(Vec<usiz
     Ok((t.shape().to_vec(), vals))
 }
 
-fn matrix(st: &SafeTensors<'_>, path: &Path, name: &str, shape: Option<(usize, usize)>) -> Result<Array2<f32>> {
+fn matrix(
+    st: &SafeTensors<'_>,
+    path: &Path,
+    name: &str,
+    shape: Option<(usize, usize)>,
+) -> Result<Array2<f32>> {
     let (dims, vals) = tensor_f32(st, path, name)?;
     if dims.len() != 2 || shape.is_some_and(|s| (dims[0], dims[1]) != s) {
         let want = shape.map_or("2-D".to_string(), |s| format!("{s:?}"));
@@ -70,7 +75,12 @@ fn matrix(st: &SafeTensors<'_>, path: &Path, name: &str, shape: Option<(usize, u
         .map_err(|e| file_err(path, format!("tensor `{name}`: {e}")))
 }
 
-fn vector(st: &SafeTensors<'_>, path: &Path, name: &str, len: usize) -> Result<Option<Array1<f64>>> {
+fn vector(
+    st: &SafeTensors<'_>,
+    path: &Path,
+    name: &str,
+    len: usize,
+) -> Result<Option<Array1<f64>>> {
     if st.tensor(name).is_err() {
         return Ok(None);
     }
@@ -109,7 +119,10 @@ impl LayerFile {
             return Err(file_err(&path, "no `<linear>.weight` tensor in the file"));
         }
         let fisher_path = {
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default();
             let stem = name.strip_suffix(".safetensors").unwrap_or(name);
             path.with_file_name(format!("{stem}.fisher.safetensors"))
         };
@@ -160,16 +173,24 @@ impl LayerFile {
             .map_err(|_| file_err(&self.path, format!("missing tensor `{count_name}`")))?;
         let count = match (ct.dtype(), ct.data()) {
             (Dtype::I64, d) if d.len() == 8 => i64::from_le_bytes(d.try_into().unwrap_or([0; 8])),
-            (Dtype::I32, d) if d.len() == 4 => i64::from(i32::from_le_bytes(d.try_into().unwrap_or([0; 4]))),
+            (Dtype::I32, d) if d.len() == 4 => {
+                i64::from(i32::from_le_bytes(d.try_into().unwrap_or([0; 4])))
+            }
             (dt, d) => {
                 return Err(file_err(
                     &self.path,
-                    format!("`{count_name}` must be one I64 value; it is {dt:?} with {} bytes", d.len()),
+                    format!(
+                        "`{count_name}` must be one I64 value; it is {dt:?} with {} bytes",
+                        d.len()
+                    ),
                 ));
             }
         };
         if count <= 0 {
-            return Err(file_err(&self.path, format!("`{count_name}` is {count}; it must be positive")));
+            return Err(file_err(
+                &self.path,
+                format!("`{count_name}` is {count}; it must be positive"),
+            ));
         }
         let mean_abs = vector(&st, &self.path, &format!("{linear}.act_mean_abs"), n)?;
         let rms = vector(&st, &self.path, &format!("{linear}.act_rms"), n)?;
@@ -200,7 +221,10 @@ impl LayerFile {
         } else {
             Err(file_err(
                 &self.path,
-                format!("no linear `{linear}`; the file has: {}", self.linears.join(", ")),
+                format!(
+                    "no linear `{linear}`; the file has: {}",
+                    self.linears.join(", ")
+                ),
             ))
         }
     }

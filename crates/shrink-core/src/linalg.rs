@@ -84,6 +84,17 @@ pub fn quadratic_trace(e: ArrayView2<'_, f64>, h: ArrayView2<'_, f64>) -> f64 {
 /// `C = A B^T` in f32 on the calling thread (a building block for callers
 /// that split work themselves). Shapes must agree (`A: m x k`, `B: n x k`,
 /// `C: m x n`).
-pub fn gemm_f32_bt_seq(c: ndarray::ArrayViewMut2<'_, f32>, a: ArrayView2<'_, f32>, b: ArrayView2<'_, f32>) {
-    faer::linalg::matmul::matmul(as_faer_mut(c), Accum::Replace, as_faer(a), as_faer(b.t()), 1.0, Par::Seq);
+pub fn gemm_f32_bt_seq(
+    c: ndarray::ArrayViewMut2<'_, f32>,
+    a: ArrayView2<'_, f32>,
+    b: ArrayView2<'_, f32>,
+) {
+    faer::linalg::matmul::matmul(
+        as_faer_mut(c),
+        Accum::Replace,
+        as_faer(a),
+        as_faer(b.t()),
+        1.0,
+        Par::Seq,
+    );
 }

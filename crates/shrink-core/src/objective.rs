@@ -80,7 +80,9 @@ impl Objective {
             Objective::Frobenius => Ok(e.iter().map(|v| v * v).sum()),
             Objective::Output => {
                 let s = stats.ok_or_else(|| {
-                    Error::stats("the output objective needs calibration statistics (a Gram matrix)")
+                    Error::stats(
+                        "the output objective needs calibration statistics (a Gram matrix)",
+                    )
                 })?;
                 if s.in_features() != e.ncols() {
                     return Err(Error::shape(

@@ -164,7 +164,9 @@ impl Sum {
         let shape = parts
             .first()
             .map(|p| p.shape())
-            .ok_or_else(|| Error::Empty { what: "sum of parts".into() })?;
+            .ok_or_else(|| Error::Empty {
+                what: "sum of parts".into(),
+            })?;
         if let Some(p) = parts.iter().find(|p| p.shape() != shape) {
             return Err(Error::shape(
                 "residual part",

@@ -29,7 +29,10 @@ pub struct StageSpec {
 
 impl StageSpec {
     /// A stage from a method and arguments.
-    pub fn new(method: impl Into<String>, args: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    pub fn new(
+        method: impl Into<String>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
         Self {
             method: method.into(),
             args: args.into_iter().map(Into::into).collect(),
@@ -141,7 +144,9 @@ impl FromStr for Recipe {
                 });
             }
             let st: StageSpec = part.parse().map_err(|e| match e {
-                Error::Recipe { part: p, reason, .. } => Error::Recipe {
+                Error::Recipe {
+                    part: p, reason, ..
+                } => Error::Recipe {
                     recipe: s.to_string(),
                     part: p,
                     reason,

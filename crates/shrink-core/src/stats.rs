@@ -95,11 +95,16 @@ impl LayerStats {
             None => Array1::from_iter((0..n).map(|i| (gram[(i, i)] / c).sqrt())),
         };
         let mean_abs = mean_abs.unwrap_or_else(|| rms.clone());
-        for (what, v) in [("mean |x|", &mean_abs), ("RMS", &rms)] {
+        // RMS first: a missing mean |x| defaults to it, so a bad RMS is reported as such.
+        for (what, v) in [("RMS", &rms), ("mean |x|", &mean_abs)] {
             if v.len() != n {
                 return Err(Error::shape(what, n, v.len()));
             }
-            if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite() || **x < 0.0) {
+            if let Some((i, x)) = v
+                .iter()
+                .enumerate()
+                .find(|(_, x)| !x.is_finite() || **x < 0.0)
+            {
                 return Err(Error::stats(format!(
                     "{what} must be finite and non-negative; channel {i} is {x}"
                 )));
@@ -174,21 +179,22 @@ impl LayerStats {
                 other.in_features(),
             ));
         }
+        // Check before mutating, so a failed merge leaves `self` unchanged.
+        if let (Some(a), Some(b)) = (&self.fisher, &other.fisher) {
+            if a.dim() != b.dim() {
+                return Err(Error::shape(
+                    "Fisher information in merge",
+                    format!("{:?}", a.dim()),
+                    format!("{:?}", b.dim()),
+                ));
+            }
+        }
         self.gram += &other.gram;
         self.sum_abs += &other.sum_abs;
         self.sum_sq += &other.sum_sq;
         self.count += other.count;
         self.fisher = match (self.fisher.take(), &other.fisher) {
-            (Some(a), Some(b)) => {
-                if a.dim() != b.dim() {
-                    return Err(Error::shape(
-                        "Fisher information in merge",
-                        format!("{:?}", a.dim()),
-                        format!("{:?}", b.dim()),
-                    ));
-                }
-                Some(a + b)
-            }
+            (Some(a), Some(b)) => Some(a + b),
             (Some(a), None) => Some(a),
             (None, Some(b)) => Some(b.clone()),
             (None, None) => None,

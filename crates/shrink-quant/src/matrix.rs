@@ -27,7 +27,10 @@ pub fn group_layout(g: Granularity, rows: usize, cols: usize) -> Result<(usize, 
     match g {
         Granularity::Tensor => Ok((1, 0)),
         Granularity::Channel => Ok((rows, 1)),
-        Granularity::Group(0) => Err(Error::invalid("group size", "a group must hold at least one weight")),
+        Granularity::Group(0) => Err(Error::invalid(
+            "group size",
+            "a group must hold at least one weight",
+        )),
         Granularity::Group(gs) => {
             if cols % gs != 0 {
                 return Err(Error::invalid(
@@ -64,7 +67,10 @@ impl QuantizedMatrix {
         if params.len() != ngroups {
             return Err(Error::corrupt(
                 "quantized matrix",
-                format!("{} scales where {ngroups} groups need one each", params.len()),
+                format!(
+                    "{} scales where {ngroups} groups need one each",
+                    params.len()
+                ),
             ));
         }
         if let Some(k) = codes.iter().position(|&c| !quantizer.valid_code(c)) {
@@ -73,12 +79,19 @@ impl QuantizedMatrix {
                 format!("code {} at weight {k} is not a valid {spec} code", codes[k]),
             ));
         }
-        let zmax = if spec.grid.has_zero_point() { quantizer.code_count() - 1 } else { 0 };
+        let zmax = if spec.grid.has_zero_point() {
+            quantizer.code_count() - 1
+        } else {
+            0
+        };
         let mut scales = Vec::with_capacity(ngroups);
         for (k, p) in params.iter().enumerate() {
             let s = quantizer.scale_value(p.raw_scale);
             if !(s.is_finite() && s > 0.0) {
-                return Err(Error::corrupt("quantized matrix", format!("scale of group {k} is {s}")));
+                return Err(Error::corrupt(
+                    "quantized matrix",
+                    format!("scale of group {k} is {s}"),
+                ));
             }
             if u32::from(p.zero) > zmax {
                 return Err(Error::corrupt(

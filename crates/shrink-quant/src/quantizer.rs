@@ -54,7 +54,10 @@ impl Prepared {
         let (levels, tensor_scale) = match spec.grid {
             Grid::Int { bits, sym } => {
                 if !(1..=8).contains(&bits) {
-                    return Err(Error::invalid("bit width", format!("{bits} is outside 1..=8")));
+                    return Err(Error::invalid(
+                        "bit width",
+                        format!("{bits} is outside 1..=8"),
+                    ));
                 }
                 if sym && bits == 1 {
                     (table(vec![-1.0, 1.0]), None)
@@ -62,7 +65,13 @@ impl Prepared {
                     let h = 1i32 << (bits - 1);
                     (Levels::Int { lo: -h, hi: h - 1 }, None)
                 } else {
-                    (Levels::Int { lo: 0, hi: (1i32 << bits) - 1 }, None)
+                    (
+                        Levels::Int {
+                            lo: 0,
+                            hi: (1i32 << bits) - 1,
+                        },
+                        None,
+                    )
                 }
             }
             Grid::Normal { bits } => match bits {
@@ -105,11 +114,19 @@ impl Prepared {
     }
 
     /// Rebuilds a prepared quantizer from stored parts (for unpacking).
-    pub fn from_parts(spec: QuantSpec, codebook: Option<Vec<f32>>, tensor_scale: Option<f32>) -> Result<Self> {
+    pub fn from_parts(
+        spec: QuantSpec,
+        codebook: Option<Vec<f32>>,
+        tensor_scale: Option<f32>,
+    ) -> Result<Self> {
         let mut p = match spec.grid {
             Grid::Lloyd { bits } => {
-                let cb = codebook.ok_or_else(|| Error::corrupt("Lloyd quantizer", "codebook missing"))?;
-                if cb.len() != 1usize << bits || cb.iter().any(|v| !v.is_finite()) || cb.windows(2).any(|w| w[0] > w[1]) {
+                let cb = codebook
+                    .ok_or_else(|| Error::corrupt("Lloyd quantizer", "codebook missing"))?;
+                if cb.len() != 1usize << bits
+                    || cb.iter().any(|v| !v.is_finite())
+                    || cb.windows(2).any(|w| w[0] > w[1])
+                {
                     return Err(Error::corrupt(
                         "Lloyd codebook",
                         format!("expected {} sorted finite levels", 1usize << bits),
@@ -126,7 +143,12 @@ impl Prepared {
         if spec.grid == Grid::Nvfp4 {
             match tensor_scale {
                 Some(g) if g.is_finite() && g > 0.0 => p.tensor_scale = Some(g),
-                _ => return Err(Error::corrupt("NVFP4 tensor scale", "missing or not a positive finite f32")),
+                _ => {
+                    return Err(Error::corrupt(
+                        "NVFP4 tensor scale",
+                        "missing or not a positive finite f32",
+                    ));
+                }
             }
         }
         Ok(p)
@@ -157,7 +179,9 @@ impl Prepared {
             ScaleFormat::F16 => f16_from_bits(raw as u16),
             ScaleFormat::Bf16 => bf16_from_bits(raw as u16),
             ScaleFormat::E8m0 => e8m0::decode(raw as u8),
-            ScaleFormat::E4m3 => FloatFormat::E4M3.decode(raw as u8) / self.tensor_scale.unwrap_or(1.0),
+            ScaleFormat::E4m3 => {
+                FloatFormat::E4M3.decode(raw as u8) / self.tensor_scale.unwrap_or(1.0)
+            }
         }
     }
 
@@ -203,15 +227,22 @@ impl Prepared {
         let absmax = xs.iter().fold(0f32, |m, x| m.max(x.abs()));
         match self.spec.grid {
             Grid::Int { bits: 1, sym: true } => {
-                let mean = xs.iter().map(|x| f64::from(x.abs())).sum::<f64>() / xs.len().max(1) as f64;
+                let mean =
+                    xs.iter().map(|x| f64::from(x.abs())).sum::<f64>() / xs.len().max(1) as f64;
                 let s = if mean > 0.0 { mean } else { 1.0 };
-                Ok(GroupParams { raw_scale: self.store(s)?, zero: 0 })
+                Ok(GroupParams {
+                    raw_scale: self.store(s)?,
+                    zero: 0,
+                })
             }
             Grid::Int { bits, sym: true } => {
                 let qmax = f64::from((1u32 << (bits - 1)) - 1);
                 let s = f64::from(absmax) * p / qmax;
                 let s = if s > 0.0 { s } else { 1.0 };
-                Ok(GroupParams { raw_scale: self.store(s)?, zero: 0 })
+                Ok(GroupParams {
+                    raw_scale: self.store(s)?,
+                    zero: 0,
+                })
             }
             Grid::Int { bits, sym: false } => {
                 let maxq = f64::from((1u32 << bits) - 1);
@@ -224,21 +255,37 @@ impl Prepared {
                 }
                 let s = (hi - lo) / maxq;
                 let z = (-lo / s).round_ties_even().clamp(0.0, maxq);
-                Ok(GroupParams { raw_scale: self.store(s)?, zero: z as u8 })
+                Ok(GroupParams {
+                    raw_scale: self.store(s)?,
+                    zero: z as u8,
+                })
             }
             Grid::Normal { .. } | Grid::Lloyd { .. } => {
                 let s = f64::from(absmax) * p;
                 let s = if s > 0.0 { s } else { 1.0 };
-                Ok(GroupParams { raw_scale: self.store(s)?, zero: 0 })
+                Ok(GroupParams {
+                    raw_scale: self.store(s)?,
+                    zero: 0,
+                })
             }
             Grid::Float(f) => {
                 let s = f64::from(absmax) * p / f64::from(f.max_finite());
                 let s = if s > 0.0 { s } else { 1.0 };
-                Ok(GroupParams { raw_scale: self.store(s)?, zero: 0 })
+                Ok(GroupParams {
+                    raw_scale: self.store(s)?,
+                    zero: 0,
+                })
             }
             Grid::Mx(f) => {
-                let e = if absmax > 0.0 { floor_log2(absmax) - f.emax() } else { -127 };
-                Ok(GroupParams { raw_scale: u32::from(e8m0::from_exponent(e)), zero: 0 })
+                let e = if absmax > 0.0 {
+                    floor_log2(absmax) - f.emax()
+                } else {
+                    -127
+                };
+                Ok(GroupParams {
+                    raw_scale: u32::from(e8m0::from_exponent(e)),
+                    zero: 0,
+                })
             }
             Grid::Nvfp4 => {
                 let g = self.tensor_scale.unwrap_or(1.0);
@@ -247,7 +294,10 @@ impl Prepared {
                 if FloatFormat::E4M3.decode(code) == 0.0 {
                     code = FloatFormat::E4M3.encode(0.125);
                 }
-                Ok(GroupParams { raw_scale: u32::from(code), zero: 0 })
+                Ok(GroupParams {
+                    raw_scale: u32::from(code),
+                    zero: 0,
+                })
             }
         }
     }
@@ -283,7 +333,8 @@ impl Prepared {
         let s = self.scale_value(p.raw_scale);
         xs.iter()
             .map(|&x| {
-                let d = f64::from(x) - f64::from(self.decode_with(self.encode_with(x, s, p.zero), s, p.zero));
+                let d = f64::from(x)
+                    - f64::from(self.decode_with(self.encode_with(x, s, p.zero), s, p.zero));
                 d * d
             })
             .sum()
@@ -327,7 +378,9 @@ impl Prepared {
         match &self.levels {
             Levels::Int { lo, .. } => (i32::from(code) + lo - i32::from(zero)) as f32 * s,
             Levels::Float(f) => f.decode(code) * s,
-            Levels::Table { values, .. } => values.get(usize::from(code)).copied().unwrap_or(0.0) * s,
+            Levels::Table { values, .. } => {
+                values.get(usize::from(code)).copied().unwrap_or(0.0) * s
+            }
         }
     }
 
@@ -366,7 +419,10 @@ fn floor_log2(x: f32) -> i32 {
 /// stored absmax scale.
 fn normalized_for_lloyd(spec: &QuantSpec, values: &[f32], cols: usize) -> Result<Vec<f32>> {
     let probe = Prepared {
-        spec: QuantSpec { grid: Grid::Normal { bits: 4 }, ..*spec },
+        spec: QuantSpec {
+            grid: Grid::Normal { bits: 4 },
+            ..*spec
+        },
         levels: table(NF4.to_vec()),
         tensor_scale: None,
     };

@@ -196,7 +196,10 @@ impl Grid {
             }
         };
         let g = if let Some(rest) = t.strip_prefix("int") {
-            bits(rest).map(|b| Grid::Int { bits: b, sym: false })
+            bits(rest).map(|b| Grid::Int {
+                bits: b,
+                sym: false,
+            })
         } else if let Some(rest) = t.strip_prefix("lloyd") {
             bits(rest).map(|b| Grid::Lloyd { bits: b })
         } else {
@@ -253,7 +256,10 @@ impl QuantSpec {
     /// Checks the spec's internal consistency.
     pub fn validate(&self) -> Result<()> {
         if let Granularity::Group(0) = self.granularity {
-            return Err(Error::invalid("group size", "a group must hold at least one weight"));
+            return Err(Error::invalid(
+                "group size",
+                "a group must hold at least one weight",
+            ));
         }
         if self.grid.fixed_blocks() {
             if self.granularity != self.grid.default_granularity()
@@ -281,7 +287,10 @@ impl QuantSpec {
         }
         if let Grid::Int { bits: 1, sym: true } = self.grid {
             if self.mse_clip {
-                return Err(Error::invalid("mse", "the 1-bit sign grid has no clipping range"));
+                return Err(Error::invalid(
+                    "mse",
+                    "the 1-bit sign grid has no clipping range",
+                ));
             }
         }
         Ok(())
@@ -324,7 +333,10 @@ impl QuantSpec {
     pub fn parse_args(stage: &StageSpec, mut extra: impl FnMut(&str) -> bool) -> Result<Self> {
         let mut it = stage.args.iter();
         let first = it.next().ok_or_else(|| {
-            stage.error(&stage.method, "a grid is required (int4, nf4, fp4, mxfp4, nvfp4, ...)")
+            stage.error(
+                &stage.method,
+                "a grid is required (int4, nf4, fp4, mxfp4, nvfp4, ...)",
+            )
         })?;
         let grid = match Grid::parse_token(first) {
             Some(Ok(g)) => g,
@@ -376,7 +388,10 @@ impl QuantSpec {
                         _ => ScaleFormat::Bf16,
                     };
                 }
-                _ if a.starts_with('g') && a[1..].bytes().all(|b| b.is_ascii_digit()) && a.len() > 1 => {
+                _ if a.starts_with('g')
+                    && a[1..].bytes().all(|b| b.is_ascii_digit())
+                    && a.len() > 1 =>
+                {
                     dup(&mut seen_gran)?;
                     let g: usize = a[1..]
                         .parse()
@@ -401,7 +416,8 @@ impl QuantSpec {
                 "MX and NVFP4 fix their block size; drop the granularity argument",
             ));
         }
-        spec.validate().map_err(|e| stage.error(stage.to_string(), e.to_string()))?;
+        spec.validate()
+            .map_err(|e| stage.error(stage.to_string(), e.to_string()))?;
         Ok(spec)
     }
 }

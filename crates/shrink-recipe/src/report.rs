@@ -3,9 +3,9 @@
 //! or as JSON lines `{"linear","recipe","bits_per_weight","rel_weight_error",
 //! "rel_output_error","seconds"}` (a stable format other tools may read).
 
+use ndarray::ArrayView2;
 use serde::Serialize;
 use shrink_core::{Compressor, Context, LayerStats, Objective, Reconstruct, Result};
-use ndarray::ArrayView2;
 use std::time::Instant;
 
 /// One evaluated (linear, recipe) pair.
@@ -66,8 +66,18 @@ impl Row {
 
 /// Renders rows as an aligned text table.
 pub fn table(rows: &[Row]) -> String {
-    let lw = rows.iter().map(|r| r.linear.len()).max().unwrap_or(6).max(6);
-    let rw = rows.iter().map(|r| r.recipe.len()).max().unwrap_or(6).max(6);
+    let lw = rows
+        .iter()
+        .map(|r| r.linear.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let rw = rows
+        .iter()
+        .map(|r| r.recipe.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
     let mut s = format!(
         "{:<lw$}  {:<rw$}  {:>8}  {:>11}  {:>11}  {:>8}\n",
         "linear", "recipe", "bits/w", "rel w err", "rel out err", "seconds"

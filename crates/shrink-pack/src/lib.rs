@@ -1,0 +1,22 @@
+//! shrink-pack: byte layouts for quantized weights.
+//!
+//! Quantizers produce small integer codes (a few bits each) plus per-group
+//! floating-point parameters. This crate turns those codes into compact,
+//! exactly specified byte streams and back, and expands them to `f32`:
+//!
+//! - [`bits`]: unsigned codes of any width 1..=8 bits, packed LSB-first into a
+//!   little-endian bit stream, plus the group-wise dequantization kernel
+//!   `(code - zero) * scale` ([`bits::dequantize_into`], and
+//!   [`bits::dequantize_par_into`] on the rayon pool).
+//! - [`ternary`]: trits in {-1, 0, 1}, five per byte in base 3 (1.6 bits per
+//!   trit).
+//!
+//! Every function validates its input and returns a [`shrink_core::Error`]
+//! instead of panicking: bad arguments are [`shrink_core::Error::InvalidArgument`],
+//! undecodable bytes are [`shrink_core::Error::Corrupt`], and slices of
+//! mismatched lengths are [`shrink_core::Error::Shape`].
+#![deny(unsafe_code)]
+
+pub mod bits;
+pub mod qmatrix;
+pub mod ternary;
