@@ -40,3 +40,8 @@ pub mod prelude {
     };
     pub use shrink_quant::{Granularity, Grid, QuantSpec, QuantizedMatrix, Rtn, ScaleFormat};
 }
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
