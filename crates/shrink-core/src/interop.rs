@@ -16,10 +16,10 @@ pub fn as_faer<'a, T>(a: ArrayView2<'a, T>) -> MatRef<'a, T> {
     let (m, n) = a.dim();
     let rs = a.strides()[0];
     let cs = a.strides()[1];
-    if a.is_standard_layout() {
-        if let Some(s) = a.to_slice() {
-            return MatRef::from_row_major_slice(s, m, n);
-        }
+    if a.is_standard_layout()
+        && let Some(s) = a.to_slice()
+    {
+        return MatRef::from_row_major_slice(s, m, n);
     }
     let ptr = a.as_ptr();
     // SAFETY: `a` is a valid ndarray view: for every i < m, j < n the element at

@@ -20,10 +20,11 @@ impl Mask {
     pub fn full(rows: usize, cols: usize, keep: bool) -> Self {
         let n = rows * cols;
         let mut words = vec![if keep { u64::MAX } else { 0 }; n.div_ceil(64)];
-        if keep && n % 64 != 0 {
-            if let Some(last) = words.last_mut() {
-                *last = (1u64 << (n % 64)) - 1;
-            }
+        if keep
+            && !n.is_multiple_of(64)
+            && let Some(last) = words.last_mut()
+        {
+            *last = (1u64 << (n % 64)) - 1;
         }
         Self { rows, cols, words }
     }
@@ -92,7 +93,7 @@ impl Mask {
     /// exactly `n` (the N:M pattern). False when `m` is 0 or does not divide
     /// the row length.
     pub fn is_n_of_m(&self, n: usize, m: usize) -> bool {
-        if m == 0 || self.cols % m != 0 || n > m {
+        if m == 0 || !self.cols.is_multiple_of(m) || n > m {
             return false;
         }
         (0..self.rows).all(|i| {

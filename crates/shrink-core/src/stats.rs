@@ -180,14 +180,14 @@ impl LayerStats {
             ));
         }
         // Check before mutating, so a failed merge leaves `self` unchanged.
-        if let (Some(a), Some(b)) = (&self.fisher, &other.fisher) {
-            if a.dim() != b.dim() {
-                return Err(Error::shape(
-                    "Fisher information in merge",
-                    format!("{:?}", a.dim()),
-                    format!("{:?}", b.dim()),
-                ));
-            }
+        if let (Some(a), Some(b)) = (&self.fisher, &other.fisher)
+            && a.dim() != b.dim()
+        {
+            return Err(Error::shape(
+                "Fisher information in merge",
+                format!("{:?}", a.dim()),
+                format!("{:?}", b.dim()),
+            ));
         }
         self.gram += &other.gram;
         self.sum_abs += &other.sum_abs;
