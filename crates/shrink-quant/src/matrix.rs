@@ -32,7 +32,7 @@ pub fn group_layout(g: Granularity, rows: usize, cols: usize) -> Result<(usize, 
             "a group must hold at least one weight",
         )),
         Granularity::Group(gs) => {
-            if cols % gs != 0 {
+            if !cols.is_multiple_of(gs) {
                 return Err(Error::invalid(
                     "group size",
                     format!(
@@ -85,7 +85,17 @@ impl QuantizedMatrix {
             0
         };
         let mut scales = Vec::with_capacity(ngroups);
+        let raw_bits = 8 * spec.scale_format.bytes();
         for (k, p) in params.iter().enumerate() {
+            if raw_bits < 32 && p.raw_scale >> raw_bits != 0 {
+                return Err(Error::corrupt(
+                    "quantized matrix",
+                    format!(
+                        "scale bits {:#x} of group {k} do not fit a {raw_bits}-bit scale",
+                        p.raw_scale
+                    ),
+                ));
+            }
             let s = quantizer.scale_value(p.raw_scale);
             if !(s.is_finite() && s > 0.0) {
                 return Err(Error::corrupt(

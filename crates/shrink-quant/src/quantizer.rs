@@ -119,6 +119,7 @@ impl Prepared {
         codebook: Option<Vec<f32>>,
         tensor_scale: Option<f32>,
     ) -> Result<Self> {
+        spec.validate()?;
         let mut p = match spec.grid {
             Grid::Lloyd { bits } => {
                 let cb = codebook
@@ -204,11 +205,11 @@ impl Prepared {
                 }
                 // A scale that would round to zero is stored as the smallest
                 // positive f16 so that division stays finite.
-                let b = f16_bits(s as f32);
+                let b = f16_bits(f32_round_to_odd(s));
                 Ok(u32::from(if b == 0 { 1 } else { b }))
             }
             ScaleFormat::Bf16 => {
-                let b = bf16_bits(s as f32);
+                let b = bf16_bits(f32_round_to_odd(s));
                 if !bf16_from_bits(b).is_finite() {
                     return Err(Error::invalid("scale", format!("{s} overflows bf16")));
                 }
@@ -365,9 +366,22 @@ impl Prepared {
                 (q.clamp(f64::from(*lo), f64::from(*hi)) as i32 - lo) as u8
             }
             Levels::Float(f) => f.encode(x / s),
-            Levels::Table { mids, .. } => {
+            Levels::Table { values, mids } => {
                 let u = x / s;
-                mids.partition_point(|&m| m < u) as u8
+                let k = mids.partition_point(|&m| m < u);
+                if !u.is_finite() {
+                    return k as u8;
+                }
+                // `mids` are rounded to f32: settle the neighbours by exact
+                // distance so the nearest level wins (ties to the lower one).
+                let d = |i: usize| (f64::from(u) - f64::from(values[i])).abs();
+                if k > 0 && d(k - 1) <= d(k) {
+                    (k - 1) as u8
+                } else if k + 1 < values.len() && d(k + 1) < d(k) {
+                    (k + 1) as u8
+                } else {
+                    k as u8
+                }
             }
         }
     }
@@ -400,6 +414,23 @@ impl Prepared {
             Levels::Table { values, .. } => usize::from(code) < values.len(),
         }
     }
+}
+
+/// `s` rounded to f32 with round-to-odd (truncate, then set the last bit if
+/// inexact), so that rounding the result once more to a narrower format
+/// (f16, bf16) equals rounding `s` directly: plain `s as f32` rounds twice
+/// and can land one f16 step away from the correctly rounded scale.
+fn f32_round_to_odd(s: f64) -> f32 {
+    let v = s as f32;
+    if !v.is_finite() || f64::from(v) == s {
+        return v;
+    }
+    let truncated = if f64::from(v).abs() > s.abs() {
+        f32::from_bits(v.to_bits() - 1)
+    } else {
+        v
+    };
+    f32::from_bits(truncated.to_bits() | 1)
 }
 
 /// `floor(log2(x))` for a positive finite f32, exactly (no floating log).
@@ -447,7 +478,12 @@ mod tests {
     #[test]
     fn floor_log2_is_exact() {
         for e in -149..128 {
-            let x = 2f32.powi(e);
+            // Built from the bits: `powi` is not exact for subnormal results.
+            let x = if e >= -126 {
+                f32::from_bits(((e + 127) as u32) << 23)
+            } else {
+                f32::from_bits(1u32 << (e + 149))
+            };
             assert_eq!(floor_log2(x), e, "2^{e}");
             if e > -149 {
                 let below = f32::from_bits(x.to_bits() - 1);

@@ -255,6 +255,21 @@ impl QuantSpec {
 
     /// Checks the spec's internal consistency.
     pub fn validate(&self) -> Result<()> {
+        match self.grid {
+            Grid::Int { bits, .. } | Grid::Lloyd { bits } if !(1..=8).contains(&bits) => {
+                return Err(Error::invalid(
+                    "bit width",
+                    format!("{bits} is outside 1..=8"),
+                ));
+            }
+            Grid::Normal { bits } if bits != 3 && bits != 4 => {
+                return Err(Error::invalid(
+                    "NormalFloat width",
+                    format!("nf{bits} is not provided (nf3 and nf4 are)"),
+                ));
+            }
+            _ => {}
+        }
         if let Granularity::Group(0) = self.granularity {
             return Err(Error::invalid(
                 "group size",
@@ -285,13 +300,13 @@ impl QuantSpec {
                 "E8M0 and E4M3 scales belong to the MX and NVFP4 block formats",
             ));
         }
-        if let Grid::Int { bits: 1, sym: true } = self.grid {
-            if self.mse_clip {
-                return Err(Error::invalid(
-                    "mse",
-                    "the 1-bit sign grid has no clipping range",
-                ));
-            }
+        if let Grid::Int { bits: 1, sym: true } = self.grid
+            && self.mse_clip
+        {
+            return Err(Error::invalid(
+                "mse",
+                "the 1-bit sign grid has no clipping range",
+            ));
         }
         Ok(())
     }
@@ -351,6 +366,8 @@ impl QuantSpec {
         };
         let mut spec = QuantSpec::new(grid);
         let (mut seen_gran, mut seen_sym, mut seen_fmt) = (false, false, false);
+        // The arguments that set the granularity and the scale format, for errors.
+        let (mut gran_arg, mut fmt_arg) = (None, None);
         for a in it {
             let dup = |seen: &mut bool| -> Result<()> {
                 if std::mem::replace(seen, true) {
@@ -362,6 +379,7 @@ impl QuantSpec {
             match a.as_str() {
                 "tensor" | "channel" => {
                     dup(&mut seen_gran)?;
+                    gran_arg = Some(a);
                     spec.granularity = if a == "tensor" {
                         Granularity::Tensor
                     } else {
@@ -382,6 +400,7 @@ impl QuantSpec {
                 }
                 "f32" | "f16" | "bf16" => {
                     dup(&mut seen_fmt)?;
+                    fmt_arg = Some(a);
                     spec.scale_format = match a.as_str() {
                         "f32" => ScaleFormat::F32,
                         "f16" => ScaleFormat::F16,
@@ -393,6 +412,7 @@ impl QuantSpec {
                     && a.len() > 1 =>
                 {
                     dup(&mut seen_gran)?;
+                    gran_arg = Some(a);
                     let g: usize = a[1..]
                         .parse()
                         .map_err(|_| stage.error(a, "group size is too large"))?;
@@ -410,14 +430,21 @@ impl QuantSpec {
                 }
             }
         }
-        if spec.grid.fixed_blocks() && seen_gran {
+        if let (true, Some(a)) = (spec.grid.fixed_blocks(), gran_arg) {
             return Err(stage.error(
-                &stage.args[0],
+                a,
                 "MX and NVFP4 fix their block size; drop the granularity argument",
             ));
         }
-        spec.validate()
-            .map_err(|e| stage.error(stage.to_string(), e.to_string()))?;
+        spec.validate().map_err(|e| {
+            // Name the argument that made the spec invalid.
+            let part = match (&e, fmt_arg) {
+                (Error::InvalidArgument { name, .. }, _) if name == "mse" => "mse".to_string(),
+                (Error::InvalidArgument { .. }, Some(f)) if spec.grid.fixed_blocks() => f.clone(),
+                _ => stage.to_string(),
+            };
+            stage.error(part, e.to_string())
+        })?;
         Ok(spec)
     }
 }

@@ -15,7 +15,7 @@ const SHAPES: [(usize, usize); 4] = [(8, 256), (6, 384), (5, 128), (33, 64)];
 fn granularities(cols: usize) -> Vec<String> {
     let mut v: Vec<String> = [32, 64, 128]
         .iter()
-        .filter(|&&g| cols % g == 0)
+        .filter(|&&g| cols.is_multiple_of(g))
         .map(|g| format!("g{g}"))
         .collect();
     v.push("channel".into());
@@ -130,31 +130,40 @@ fn many_random_groups_match_reference() {
 }
 
 /// The f16 scale is rounded once, from the f64 quotient (numpy's
-/// `astype(np.float16)` on float64), not via f32 (double rounding).
+/// `astype(np.float16)` on float64), not via f32 (double rounding). With
+/// `absmax / (2^(B-1)-1)` double rounding cannot occur (the quotient's bits
+/// are periodic), but `(max - min) / (2^B - 1)` of the asymmetric grid can.
 #[test]
 fn f16_scale_is_rounded_once_from_f64() {
-    // Find absmax values where f64 -> f32 -> f16 and f64 -> f16 disagree.
+    let mut r = rng(3);
     let mut cases = Vec::new();
-    for qmax in [3u32, 7, 15, 127] {
-        let (mut bits, mut n) = (1.0f32.to_bits(), 0);
-        while n < 8 && bits < 4.0f32.to_bits() {
-            let a = f32::from_bits(bits);
-            let s = f64::from(a) / f64::from(qmax);
+    for bits in [2u32, 3, 4, 8] {
+        let maxq = f64::from((1u32 << bits) - 1);
+        let mut n = 0;
+        while n < 6 {
+            let hi: f32 = r.random_range(0.0f32..2.0);
+            let lo: f32 = -r.random_range(0.0f32..2.0) * 10f32.powi(r.random_range(-4..1));
+            let s = (f64::from(hi) - f64::from(lo)) / maxq;
             if f64_to_f16(s) != f64::from(f16_from_bits(f16_bits(s as f32))) {
-                cases.push((qmax, a));
+                cases.push((bits, lo, hi));
                 n += 1;
             }
-            bits += 1;
         }
     }
-    assert!(!cases.is_empty(), "no double-rounding case found to test");
-    for (qmax, a) in cases {
-        let bits = (qmax + 1).trailing_zeros() + 1;
-        let mut w = normal_matrix(1, 32, 0.3, u64::from(a.to_bits()));
-        w.mapv_inplace(|x| x.clamp(-0.9 * a, 0.9 * a));
-        w[[0, 5]] = a;
-        w[[0, 9]] = -0.2 * a;
-        check(&w, &format!("rtn:int{bits}:g32:sym"));
+    for (bits, lo, hi) in cases {
+        let mut w = Array2::from_shape_fn((1, 32), |(_, j)| lo + (hi - lo) * (j as f32 / 31.0));
+        w[[0, 0]] = lo;
+        w[[0, 31]] = hi;
+        w.mapv_inplace(|x| x.clamp(lo, hi));
+        check(&w, &format!("rtn:int{bits}:g32:asym"));
+        // The stored scale is the once-rounded one.
+        let q = quantize_rtn(w.view(), &spec(&format!("rtn:int{bits}:g32:asym"))).unwrap();
+        let (s, _) = ref_asym_params(w.as_slice().unwrap(), bits);
+        assert_eq!(
+            f64::from(q.quantizer().scale_value(q.params()[0].raw_scale)),
+            f64_to_f16(s),
+            "lo {lo:e} hi {hi:e}"
+        );
     }
 }
 
