@@ -15,7 +15,11 @@ fn bench(c: &mut Criterion) {
         let v: f32 = StandardNormal.sample(&mut rng);
         0.02 * v
     });
-    let spec = QuantSpec::new(Grid::Int { bits: 4, sym: false }).with_granularity(Granularity::Group(128));
+    let spec = QuantSpec::new(Grid::Int {
+        bits: 4,
+        sym: false,
+    })
+    .with_granularity(Granularity::Group(128));
     let mut g = c.benchmark_group("rtn_int4_g128_4096x4096");
     g.sample_size(10);
     g.throughput(Throughput::Elements(w.len() as u64));

@@ -8,7 +8,8 @@
 //!
 //! Without `--recipe` every recipe of `shrink::recipe::KNOWN_RECIPES` runs.
 //! `--json` prints one JSON line per row:
-//! `{"linear","recipe","bits_per_weight","rel_weight_error","rel_output_error","seconds"}`.
+//! `{"linear","recipe","bits_per_weight","rel_weight_error","rel_output_error","seconds"}`,
+//! plus `"density"` for pruning recipes (results with a mask).
 
 use shrink::core::LayerFile;
 use shrink::recipe::{KNOWN_RECIPES, build, report};

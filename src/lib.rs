@@ -29,6 +29,7 @@
 pub use shrink_core as core;
 pub use shrink_core::{Error, Result};
 pub use shrink_pack as pack;
+pub use shrink_prune as prune;
 pub use shrink_quant as quant;
 pub use shrink_recipe as recipe;
 

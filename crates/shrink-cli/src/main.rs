@@ -117,6 +117,12 @@ fn demo(recipes: &[String], json: bool, seed: u64) -> Result<(), shrink_core::Er
             rel_weight_error: per.iter().map(|r| r.rel_weight_error).sum::<f64>() / k,
             rel_output_error: Some(per.iter().filter_map(|r| r.rel_output_error).sum::<f64>() / k),
             seconds: per.iter().map(|r| r.seconds).sum(),
+            density: per
+                .iter()
+                .zip(&weights)
+                .map(|(r, w)| r.density.map(|d| d * w))
+                .sum::<Option<f64>>()
+                .map(|d| d / total),
         });
     }
     pb.finish_and_clear();

@@ -22,7 +22,9 @@
 //! Every width works on whole bytes, never bit by bit: widths 1, 2 and 4 map
 //! each packed byte to 8, 4 or 2 codes with loops the compiler vectorizes;
 //! widths 3, 5, 6 and 7 move 8 codes (one `u64`) to or from `w` bytes with
-//! three shift-and-mask steps (SWAR); width 8 is a copy.
+//! three shift-and-mask steps (SWAR) and one unaligned 8-byte load or store
+//! per 8 codes; width 8 is a copy. Packing first checks every code with one
+//! vectorized OR over the input, so on error nothing has been written.
 //!
 //! # Dequantization
 //!
@@ -31,6 +33,13 @@
 //! `out[j] = (code_j as f32 - z) * s`, computed exactly in that order (no fused
 //! multiply-add), so every implementation gives the same bits.
 //! [`dequantize_par_into`] does the same work on the rayon thread pool.
+//!
+//! Width 4 with an even group size has a dedicated loop that computes the
+//! formula directly from each nibble; the compiler vectorizes it, and on the
+//! benchmark (16 Mi codes, group 128) it ran about twice as fast as a 16-entry
+//! per-group lookup table and far ahead of a 256-entry byte-pair table, whose
+//! per-group construction dominates. Other widths unpack blocks of codes to a
+//! stack buffer and then apply the same vectorized formula.
 
 use rayon::prelude::*;
 use shrink_core::{Error, Result};
@@ -229,12 +238,11 @@ fn unpack_unchecked(bytes: &[u8], width: u8, out: &mut [u8]) {
 // checked to fit in their width, so no masking is needed when packing.
 
 fn pack1(codes: &[u8], out: &mut [u8]) {
-    let chunks = codes.chunks_exact(8);
-    let tail = chunks.remainder();
+    let (chunks, tail) = codes.as_chunks::<8>();
     for (o, c) in out.iter_mut().zip(chunks) {
-        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
         // Each byte of x is 0 or 1; the multiply gathers byte i's bit to bit
         // 56 + i without carries (checked exhaustively in the tests).
+        let x = u64::from_le_bytes(*c);
         *o = (x.wrapping_mul(0x0102_0408_1020_4080) >> 56) as u8;
     }
     if !tail.is_empty() {
@@ -246,11 +254,10 @@ fn pack1(codes: &[u8], out: &mut [u8]) {
 }
 
 fn pack2(codes: &[u8], out: &mut [u8]) {
-    let chunks = codes.chunks_exact(4);
-    let tail = chunks.remainder();
+    let (chunks, tail) = codes.as_chunks::<4>();
     for (o, c) in out.iter_mut().zip(chunks) {
         // Codes at bits 0, 8, 16, 24 -> bits 0, 2, 4, 6.
-        let x = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        let x = u32::from_le_bytes(*c);
         let x = x | (x >> 6);
         *o = (x | (x >> 12)) as u8;
     }
@@ -263,10 +270,9 @@ fn pack2(codes: &[u8], out: &mut [u8]) {
 }
 
 fn pack4(codes: &[u8], out: &mut [u8]) {
-    let chunks = codes.chunks_exact(2);
-    let tail = chunks.remainder();
+    let (chunks, tail) = codes.as_chunks::<2>();
     for (o, c) in out.iter_mut().zip(chunks) {
-        let x = u16::from_le_bytes([c[0], c[1]]);
+        let x = u16::from_le_bytes(*c);
         *o = (x | (x >> 4)) as u8;
     }
     if let [c] = tail {
@@ -275,16 +281,15 @@ fn pack4(codes: &[u8], out: &mut [u8]) {
 }
 
 fn unpack1(bytes: &[u8], out: &mut [u8]) {
-    let mut chunks = out.chunks_exact_mut(8);
-    for (o, &b) in (&mut chunks).zip(bytes) {
+    let (chunks, tail) = out.as_chunks_mut::<8>();
+    for (o, &b) in chunks.iter_mut().zip(bytes) {
         // Replicate b into every byte and keep bit i of byte i; adding 0x7F
         // sets bit 7 of a byte exactly when it is non-zero (no carries, as
         // each byte is at most 0x80).
         let x = (u64::from(b) * 0x0101_0101_0101_0101) & 0x8040_2010_0804_0201;
         let x = ((x + 0x7F7F_7F7F_7F7F_7F7F) & 0x8080_8080_8080_8080) >> 7;
-        o.copy_from_slice(&x.to_le_bytes());
+        *o = x.to_le_bytes();
     }
-    let tail = chunks.into_remainder();
     if let Some(&b) = bytes.last()
         && !tail.is_empty()
     {
@@ -295,16 +300,15 @@ fn unpack1(bytes: &[u8], out: &mut [u8]) {
 }
 
 fn unpack2(bytes: &[u8], out: &mut [u8]) {
-    let mut chunks = out.chunks_exact_mut(4);
-    for (o, &b) in (&mut chunks).zip(bytes) {
+    let (chunks, tail) = out.as_chunks_mut::<4>();
+    for (o, &b) in chunks.iter_mut().zip(bytes) {
         // Bits 0-3 stay, bits 4-7 move to 16-19; then bits 2-3 and 18-19
         // move up 6 to 8-9 and 24-25.
         let x = u32::from(b);
         let x = (x | (x << 12)) & 0x000F_000F;
         let x = (x | (x << 6)) & 0x0303_0303;
-        o.copy_from_slice(&x.to_le_bytes());
+        *o = x.to_le_bytes();
     }
-    let tail = chunks.into_remainder();
     if let Some(&b) = bytes.last()
         && !tail.is_empty()
     {
@@ -315,12 +319,11 @@ fn unpack2(bytes: &[u8], out: &mut [u8]) {
 }
 
 fn unpack4(bytes: &[u8], out: &mut [u8]) {
-    let mut chunks = out.chunks_exact_mut(2);
-    for (o, &b) in (&mut chunks).zip(bytes) {
-        o[0] = b & 15;
-        o[1] = b >> 4;
+    let (chunks, tail) = out.as_chunks_mut::<2>();
+    for (o, &b) in chunks.iter_mut().zip(bytes) {
+        *o = [b & 15, b >> 4];
     }
-    if let ([o], Some(&b)) = (chunks.into_remainder(), bytes.last()) {
+    if let ([o], Some(&b)) = (tail, bytes.last()) {
         *o = b & 15;
     }
 }
@@ -360,16 +363,15 @@ const SWAR_BLOCK: usize = 64;
 
 fn pack_swar<const W: u32>(codes: &[u8], out: &mut [u8]) {
     let w = W as usize;
+    let (chunks, tail) = codes.as_chunks::<8>();
     // Whole blocks, while their last 8-byte store stays inside `out` (each
     // store writes W bytes of its own and 8 - W bytes the next one
     // overwrites).
-    let blocks =
-        (out.len().saturating_sub(8) / (SWAR_BLOCK * w)).min(codes.len() / (8 * SWAR_BLOCK));
+    let blocks = (out.len().saturating_sub(8) / (SWAR_BLOCK * w)).min(chunks.len() / SWAR_BLOCK);
     let mut tmp = [0u64; SWAR_BLOCK];
-    for (k, c) in codes.chunks_exact(8 * SWAR_BLOCK).take(blocks).enumerate() {
-        for (t, c) in tmp.iter_mut().zip(c.chunks_exact(8)) {
-            let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            *t = squeeze::<W>(x);
+    for (k, c) in chunks.chunks_exact(SWAR_BLOCK).take(blocks).enumerate() {
+        for (t, c) in tmp.iter_mut().zip(c) {
+            *t = squeeze::<W>(u64::from_le_bytes(*c));
         }
         let start = k * SWAR_BLOCK * w;
         let o = &mut out[start..start + (SWAR_BLOCK - 1) * w + 8];
@@ -380,20 +382,19 @@ fn pack_swar<const W: u32>(codes: &[u8], out: &mut [u8]) {
     // The rest chunk by chunk: 8-byte stores while they fit, then through a
     // buffer (which also zero-pads the last, partial chunk).
     let done = blocks * SWAR_BLOCK;
-    let (codes, out) = (&codes[done * 8..], &mut out[done * w..]);
-    let chunks = codes.chunks_exact(8);
-    let tail = chunks.remainder();
+    let (chunks, out) = (&chunks[done..], &mut out[done * w..]);
     let direct = if out.len() >= 8 {
         chunks.len().min((out.len() - 8) / w + 1)
     } else {
         0
     };
-    for (i, c) in chunks.clone().take(direct).enumerate() {
-        let x = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        out[i * w..i * w + 8].copy_from_slice(&squeeze::<W>(x).to_le_bytes());
+    for (i, c) in chunks[..direct].iter().enumerate() {
+        let x = squeeze::<W>(u64::from_le_bytes(*c));
+        out[i * w..i * w + 8].copy_from_slice(&x.to_le_bytes());
     }
-    let rest = chunks
-        .skip(direct)
+    let rest = chunks[direct..]
+        .iter()
+        .map(|c| c.as_slice())
         .chain((!tail.is_empty()).then_some(tail));
     for (k, c) in rest.enumerate() {
         let mut buf = [0u8; 8];
@@ -407,18 +408,23 @@ fn pack_swar<const W: u32>(codes: &[u8], out: &mut [u8]) {
 
 fn unpack_swar<const W: u32>(bytes: &[u8], out: &mut [u8]) {
     let w = W as usize;
+    let (chunks, tail) = out.as_chunks_mut::<8>();
     // Chunks whose 8-byte load stays inside `bytes`: windows at 0, w, 2w...
     let direct = if bytes.len() >= 8 {
-        (out.len() / 8).min((bytes.len() - 8) / w + 1)
+        chunks.len().min((bytes.len() - 8) / w + 1)
     } else {
         0
     };
-    let (head, rest) = out.split_at_mut(direct * 8);
-    for (o, b) in head.chunks_exact_mut(8).zip(bytes.windows(8).step_by(w)) {
-        let x = u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-        o.copy_from_slice(&spread::<W>(x).to_le_bytes());
+    let (head, rest) = chunks.split_at_mut(direct);
+    for (o, b) in head.iter_mut().zip(bytes.array_windows::<8>().step_by(w)) {
+        *o = spread::<W>(u64::from_le_bytes(*b)).to_le_bytes();
     }
-    for (k, o) in rest.chunks_mut(8).enumerate() {
+    // The rest through a buffer, the partial chunk last.
+    let rest = rest
+        .iter_mut()
+        .map(|o| o.as_mut_slice())
+        .chain((!tail.is_empty()).then_some(tail));
+    for (k, o) in rest.enumerate() {
         let start = (direct + k) * w;
         let end = bytes.len().min(start + w);
         let mut buf = [0u8; 8];
@@ -616,9 +622,9 @@ fn dequantize4(bytes: &[u8], group: usize, scales: &[f32], zeros: &[f32], out: &
         .zip(bytes.chunks_exact(group / 2))
         .zip(scales.iter().zip(zeros));
     for ((o, b), (&s, &z)) in groups {
-        for (o, &b) in o.chunks_exact_mut(2).zip(b) {
-            o[0] = (f32::from(b & 15) - z) * s;
-            o[1] = (f32::from(b >> 4) - z) * s;
+        // `group` is even, so the pairs cover the whole group.
+        for (o, &b) in o.as_chunks_mut::<2>().0.iter_mut().zip(b) {
+            *o = [(f32::from(b & 15) - z) * s, (f32::from(b >> 4) - z) * s];
         }
     }
 }

@@ -8,6 +8,8 @@
 //!   little-endian bit stream, plus the group-wise dequantization kernel
 //!   `(code - zero) * scale` ([`bits::dequantize_into`], and
 //!   [`bits::dequantize_par_into`] on the rayon pool).
+//! - [`sparse`]: pruned matrices: a bitmap of kept weights plus the kept
+//!   values, and compressed-tensors' `sparse-24-bitmask` layout for 2:4.
 //! - [`ternary`]: trits in {-1, 0, 1}, five per byte in base 3 (1.6 bits per
 //!   trit).
 //!
@@ -18,5 +20,7 @@
 #![deny(unsafe_code)]
 
 pub mod bits;
+pub mod gguf;
 pub mod qmatrix;
+pub mod sparse;
 pub mod ternary;

@@ -15,10 +15,18 @@ pub mod report;
 pub mod synth;
 
 use shrink_core::{Compressor, Error, Pipeline, Recipe, Result, StageSpec};
-use shrink_quant::Rtn;
+use shrink_quant::{Gptq, Hqq, Rtn};
 
 /// The methods this build knows, for error messages.
-pub const METHODS: &[&str] = &["rtn"];
+pub const METHODS: &[&str] = &[
+    "rtn",
+    "gptq",
+    "hqq",
+    "magnitude",
+    "wanda",
+    "sparsegpt",
+    "lift",
+];
 
 /// The recipes the reports run when none is given.
 pub const KNOWN_RECIPES: &[&str] = &[
@@ -38,12 +46,41 @@ pub const KNOWN_RECIPES: &[&str] = &[
     "rtn:int3:g128:asym",
     "rtn:nf3:g64",
     "rtn:int2:g64:asym",
+    "gptq:int4:g128:asym",
+    "gptq:int4:g128:sym",
+    "gptq:int3:g128:asym",
+    "gptq:int2:g64:asym",
+    "gptq:int4:g128:asym:actorder",
+    "gptq:int4:g128:asym:actorder:static",
+    "gptq:nf4:g64",
+    "gptq:mxfp4",
+    "gptq:fp4:g32",
+    "gptq:int8:channel:sym",
+    "hqq:int4:g64",
+    "hqq:int3:g64",
+    "hqq:int2:g16",
+    "hqq:int4:g128",
+    "magnitude:50%",
+    "magnitude:row:50%",
+    "wanda:50%",
+    "sparsegpt:50%",
+    "magnitude:2:4",
+    "wanda:2:4",
+    "sparsegpt:2:4",
+    "sparsegpt:4:8",
+    "wanda:rows:25%",
+    "lift:r64:5%",
+    "sparsegpt:50%:int4:g128:asym",
+    "wanda:50%+rtn:int4:g128:asym",
 ];
 
 /// Builds one stage's compressor.
 pub fn build_stage(stage: &StageSpec) -> Result<Box<dyn Compressor>> {
     match stage.method.as_str() {
         "rtn" => Ok(Box::new(Rtn::from_stage(stage)?)),
+        "gptq" => Ok(Box::new(Gptq::from_stage(stage)?)),
+        "hqq" => Ok(Box::new(Hqq::from_stage(stage)?)),
+        "magnitude" | "wanda" | "sparsegpt" | "lift" => shrink_prune::from_stage(stage),
         other => Err(Error::Recipe {
             recipe: stage.to_string(),
             part: other.to_string(),

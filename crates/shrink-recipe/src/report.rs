@@ -1,7 +1,8 @@
 //! Evaluation rows: one recipe on one weight matrix, with bits/weight,
 //! relative weight and output errors and the time taken; printed as a table
 //! or as JSON lines `{"linear","recipe","bits_per_weight","rel_weight_error",
-//! "rel_output_error","seconds"}` (a stable format other tools may read).
+//! "rel_output_error","seconds"}` (a stable format other tools may read),
+//! plus `"density"` (fraction of weights kept) when the result has a mask.
 
 use ndarray::ArrayView2;
 use serde::Serialize;
@@ -23,6 +24,10 @@ pub struct Row {
     pub rel_output_error: Option<f64>,
     /// Wall-clock seconds of the compression alone.
     pub seconds: f64,
+    /// Fraction of weights kept, when the result is sparse (has a mask);
+    /// left out of the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub density: Option<f64>,
 }
 
 /// Compresses `w` with `pipeline` and measures the result.
@@ -54,6 +59,7 @@ pub fn evaluate(
         rel_weight_error,
         rel_output_error,
         seconds,
+        density: c.support().map(|m| m.density()),
     })
 }
 
@@ -78,19 +84,32 @@ pub fn table(rows: &[Row]) -> String {
         .max()
         .unwrap_or(6)
         .max(6);
+    let dens = rows.iter().any(|r| r.density.is_some());
     let mut s = format!(
-        "{:<lw$}  {:<rw$}  {:>8}  {:>11}  {:>11}  {:>8}\n",
+        "{:<lw$}  {:<rw$}  {:>8}  {:>11}  {:>11}  {:>8}",
         "linear", "recipe", "bits/w", "rel w err", "rel out err", "seconds"
     );
-    s.push_str(&format!("{}\n", "-".repeat(lw + rw + 8 + 11 + 11 + 8 + 10)));
+    if dens {
+        s.push_str(&format!("  {:>7}", "density"));
+    }
+    s.push('\n');
+    let width = lw + rw + 8 + 11 + 11 + 8 + 10 + if dens { 9 } else { 0 };
+    s.push_str(&format!("{}\n", "-".repeat(width)));
     for r in rows {
         let out = r
             .rel_output_error
             .map_or_else(|| "-".to_string(), |v| format!("{v:.5}"));
         s.push_str(&format!(
-            "{:<lw$}  {:<rw$}  {:>8.4}  {:>11.5}  {:>11}  {:>8.3}\n",
+            "{:<lw$}  {:<rw$}  {:>8.4}  {:>11.5}  {:>11}  {:>8.3}",
             r.linear, r.recipe, r.bits_per_weight, r.rel_weight_error, out, r.seconds
         ));
+        if dens {
+            let d = r
+                .density
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
+            s.push_str(&format!("  {d:>7}"));
+        }
+        s.push('\n');
     }
     s
 }

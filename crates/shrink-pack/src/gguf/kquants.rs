@@ -1,0 +1,919 @@
+//! Per-block kernels for the K-quants (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K)
+//! and the non-linear IQ4_NL / IQ4_XS, after ggml's `quantize_row_*_ref`
+//! and `dequantize_row_*` (`ggml-quants.c`; `docs/algorithms.md` 9.3).
+//!
+//! Lengths are checked by [`super::quantize`] / [`super::dequantize`]; the
+//! kernels take exactly one block and panic on other lengths.
+//!
+//! # Search helpers (ggml names)
+//!
+//! - `make_qx_quants(n, nmax, x, rmse_type = 1)` (Q6_K): symmetric codes
+//!   `l = clamp(nearest_int(iscale x), -nmax, nmax - 1)` with weights `w =
+//!   x^2`, `iscale = -nmax / max` (`max` the signed value of largest
+//!   magnitude), least-squares scale `sum(w x l) / sum(w l^2)`, then 18 more
+//!   trials `iscale = -(nmax + 0.1 is) / max`, `is = -9..=9, is != 0`, kept
+//!   when they raise `sum(w x l)^2 / sum(w l^2)`.
+//! - `make_q3_quants(n, 4, x)` (Q3_K): the first trial above with `l in
+//!   [-4, 3]`, then up to five passes of coordinate descent on single codes.
+//! - `make_qkx2_quants(n, nmax, x, w, rmin, rdelta, nstep, use_mad)` (Q2_K,
+//!   Q4_K, Q5_K): asymmetric `x ~ scale l + min` with `min <= 0`; trials
+//!   `iscale = (rmin + rdelta is + nmax) / (max - min)`, `is = 0..=nstep`,
+//!   each refit by weighted least squares and kept when the weighted error
+//!   (`|d|` or `d^2`) drops.
+//!
+//! # Packings
+//!
+//! - Q2_K / Q3_K 2-bit codes: `qs[32 h + l] = L[128h+l] | L[128h+l+32] << 2 |
+//!   L[128h+l+64] << 4 | L[128h+l+96] << 6`. Q2_K `scales[j]` = scale in the
+//!   low nibble, min in the high nibble (`x = d sc q - dmin m`).
+//! - Q3_K: 6-bit scales `l_j` (offset 32): low 4 bits in `scales[j]` (j < 8)
+//!   or the high nibble of `scales[j - 8]`, high 2 bits at bit `2 (j / 4)` of
+//!   `scales[8 + j % 4]`; the third code bit of value `k` is bit `k / 32` of
+//!   `hmask[k % 32]`, set when the code is >= 4 (`x = d (l_j - 32) (q - 4 +
+//!   4 hbit)`).
+//! - Q4_K / Q5_K 6-bit scales and mins in 12 bytes: for j < 4 `scales[j] =
+//!   sc_j`, `scales[j + 4] = m_j`; for j >= 4 `scales[j + 4] = sc_j & 15 |
+//!   (m_j & 15) << 4` and the top two bits of `sc_j` / `m_j` go to bits 6..7
+//!   of `scales[j - 4]` / `scales[j]`. Codes: per 64 values `c`, `qs[32c +
+//!   l] = L[64c + l] | L[64c + 32 + l] << 4`; Q5_K's fifth bits are bit `2c`
+//!   (first 32) and `2c + 1` (second 32) of `qh[l]`.
+//! - Q6_K: per 128 values, `ql[l] = L[l] & 15 | (L[l+64] & 15) << 4`,
+//!   `ql[l+32] = L[l+32] & 15 | (L[l+96] & 15) << 4`, `qh[l]` = the top two
+//!   bits of `L[l], L[l+32], L[l+64], L[l+96]` at bits 0, 2, 4, 6; int8
+//!   `scales[16]`, `x = d scales[k / 16] (q - 32)`.
+//! - Q8_K: `d = 1 / iscale` with `iscale = -127 / max`, `q =
+//!   min(127, nearest_int(iscale x))`, `bsums[j]` = sum of codes `16j..16j+15`.
+//! - IQ4_NL / IQ4_XS: 4-bit indices into `kvalues_iq4nl` (element `j` in the
+//!   low nibble of `qs[j]`, `j + 16` in the high nibble, per 32 values).
+//!   These follow ggml's `quantize_iq4_nl` / `quantize_iq4_xs` without
+//!   importance weights (`ntry = 7`, the path `ggml_quantize_chunk` takes).
+//!   IQ4_XS stores 6-bit sub-block scales (offset 32): low nibbles in
+//!   `scales_l[ib / 2]` (even `ib` low), high 2 bits at bit `2 ib` of
+//!   `scales_h`.
+
+// Index loops mirror ggml's block layouts (`16 j + ii`, `64 c + l`...).
+#![allow(clippy::needless_range_loop)]
+
+use super::{f16_to_f32, f32_to_f16, nearest_int, round_f16};
+
+/// ggml's `GROUP_MAX_EPS`.
+const GROUP_MAX_EPS: f32 = 1e-15;
+
+/// Signed value of largest magnitude and that magnitude (first on ties).
+#[inline]
+fn signed_absmax(x: &[f32]) -> (f32, f32) {
+    let mut amax = 0.0f32;
+    let mut max = 0.0f32;
+    for &v in x {
+        let ax = v.abs();
+        if ax > amax {
+            amax = ax;
+            max = v;
+        }
+    }
+    (max, amax)
+}
+
+/// `make_qx_quants` with `rmse_type = 1` and no importance weights; writes
+/// `L = l + nmax` and returns the scale.
+fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
+    let (max, amax) = signed_absmax(x);
+    if amax < GROUP_MAX_EPS {
+        ls.fill(0);
+        return 0.0;
+    }
+    let nmaxf = nmax as f32;
+    let mut iscale = -nmaxf / max;
+    let mut sumlx = 0.0f32;
+    let mut suml2 = 0.0f32;
+    for (i, &xi) in x.iter().enumerate() {
+        let l = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
+        ls[i] = (l + nmax) as i8;
+        let w = xi * xi;
+        let lf = l as f32;
+        sumlx += w * xi * lf;
+        suml2 += w * lf * lf;
+    }
+    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
+    let mut best = scale * sumlx;
+    for is in -9i32..=9 {
+        if is == 0 {
+            continue;
+        }
+        iscale = -(nmaxf + 0.1f32 * is as f32) / max;
+        sumlx = 0.0;
+        suml2 = 0.0;
+        for &xi in x {
+            let l = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
+            let w = xi * xi;
+            let lf = l as f32;
+            sumlx += w * xi * lf;
+            suml2 += w * lf * lf;
+        }
+        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
+            for (i, &xi) in x.iter().enumerate() {
+                let l = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
+                ls[i] = (nmax + l) as i8;
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    scale
+}
+
+/// `make_q3_quants(n, nmax, x, L, do_rmse = true)`; writes `L = l + nmax`.
+fn make_q3_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
+    let (max, amax) = signed_absmax(x);
+    if amax < GROUP_MAX_EPS {
+        ls.fill(0);
+        return 0.0;
+    }
+    let iscale = -(nmax as f32) / max;
+    let mut sumlx = 0.0f32;
+    let mut suml2 = 0.0f32;
+    for (i, &xi) in x.iter().enumerate() {
+        let l = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
+        ls[i] = l as i8;
+        let w = xi * xi;
+        let lf = l as f32;
+        sumlx += w * xi * lf;
+        suml2 += w * lf * lf;
+    }
+    for _ in 0..5 {
+        let mut n_changed = 0;
+        for (i, &xi) in x.iter().enumerate() {
+            let w = xi * xi;
+            let li = f32::from(ls[i]);
+            let mut slx = sumlx - w * xi * li;
+            if slx > 0.0 {
+                let mut sl2 = suml2 - w * li * li;
+                let new_l = nearest_int(xi * sl2 / slx).clamp(-nmax, nmax - 1);
+                if new_l != i32::from(ls[i]) {
+                    let nl = new_l as f32;
+                    slx += w * xi * nl;
+                    sl2 += w * nl * nl;
+                    if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        ls[i] = new_l as i8;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        n_changed += 1;
+                    }
+                }
+            }
+        }
+        if n_changed == 0 {
+            break;
+        }
+    }
+    for l in ls.iter_mut() {
+        *l += nmax as i8;
+    }
+    if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
+}
+
+/// `make_qkx2_quants`: returns `(scale, the_min)` and writes codes to `ls`.
+#[allow(clippy::too_many_arguments)]
+fn make_qkx2_quants(
+    nmax: i32,
+    x: &[f32],
+    weights: &[f32],
+    ls: &mut [u8],
+    laux: &mut [u8],
+    rmin: f32,
+    rdelta: f32,
+    nstep: i32,
+    use_mad: bool,
+) -> (f32, f32) {
+    let n = x.len();
+    let mut min = x[0];
+    let mut max = x[0];
+    let mut sum_w = weights[0];
+    let mut sum_x = sum_w * x[0];
+    for i in 1..n {
+        if x[i] < min {
+            min = x[i];
+        }
+        if x[i] > max {
+            max = x[i];
+        }
+        let w = weights[i];
+        sum_w += w;
+        sum_x += w * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max == min {
+        ls.fill(0);
+        return (0.0, -min);
+    }
+    let nmaxf = nmax as f32;
+    let mut iscale = nmaxf / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best_error = 0.0f32;
+    for i in 0..n {
+        let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+        ls[i] = l as u8;
+        let mut diff = scale * l as f32 + min - x[i];
+        diff = if use_mad { diff.abs() } else { diff * diff };
+        best_error += weights[i] * diff;
+    }
+    if nstep < 1 {
+        return (scale, -min);
+    }
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmaxf) / (max - min);
+        let mut sum_l = 0.0f32;
+        let mut sum_l2 = 0.0f32;
+        let mut sum_xl = 0.0f32;
+        for i in 0..n {
+            let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+            laux[i] = l as u8;
+            let w = weights[i];
+            let lf = l as f32;
+            sum_l += w * lf;
+            sum_l2 += w * lf * lf;
+            sum_xl += w * lf * x[i];
+        }
+        let d = sum_w * sum_l2 - sum_l * sum_l;
+        if d > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut cur_error = 0.0f32;
+            for i in 0..n {
+                let mut diff = this_scale * f32::from(laux[i]) + this_min - x[i];
+                diff = if use_mad { diff.abs() } else { diff * diff };
+                cur_error += weights[i] * diff;
+            }
+            if cur_error < best_error {
+                ls[..n].copy_from_slice(&laux[..n]);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j`.
+#[inline]
+fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+    if j < 4 {
+        (q[j] & 63, q[j + 4] & 63)
+    } else {
+        (
+            (q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4),
+            (q[j + 4] >> 4) | ((q[j] >> 6) << 4),
+        )
+    }
+}
+
+/// Packs 2-bit codes of 256 values into 64 bytes (Q2_K / Q3_K order).
+fn pack_2bit(l: &[u8], qs: &mut [u8]) {
+    for h in 0..2 {
+        let j = 128 * h;
+        for i in 0..32 {
+            qs[32 * h + i] =
+                l[j + i] | (l[j + i + 32] << 2) | (l[j + i + 64] << 4) | (l[j + i + 96] << 6);
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Q2_K
+
+/// Q2_K: 256 values to `scales[16]`, `qs[64]`, `d`, `dmin`.
+pub(crate) fn quantize_q2_k(x: &[f32], out: &mut [u8]) {
+    let mut l = [0u8; 256];
+    let mut laux = [0u8; 16];
+    let mut weights = [0f32; 16];
+    let mut mins = [0f32; 16];
+    let mut scales = [0f32; 16];
+    let q4scale = 15.0f32;
+    let mut max_scale = 0.0f32;
+    let mut max_min = 0.0f32;
+    for j in 0..16 {
+        let xs = &x[16 * j..16 * j + 16];
+        for (w, &v) in weights.iter_mut().zip(xs) {
+            *w = v.abs();
+        }
+        let (s, m) = make_qkx2_quants(
+            3,
+            xs,
+            &weights,
+            &mut l[16 * j..16 * j + 16],
+            &mut laux,
+            -0.5,
+            0.1,
+            15,
+            true,
+        );
+        scales[j] = s;
+        mins[j] = m;
+        if s > max_scale {
+            max_scale = s;
+        }
+        if m > max_min {
+            max_min = m;
+        }
+    }
+    let (sc, rest) = out.split_at_mut(16);
+    let (qs, dd) = rest.split_at_mut(64);
+    if max_scale > 0.0 {
+        let iscale = q4scale / max_scale;
+        for j in 0..16 {
+            sc[j] = nearest_int(iscale * scales[j]) as u8;
+        }
+        dd[0..2].copy_from_slice(&f32_to_f16(max_scale / q4scale));
+    } else {
+        sc.fill(0);
+        dd[0..2].copy_from_slice(&f32_to_f16(0.0));
+    }
+    if max_min > 0.0 {
+        let iscale = q4scale / max_min;
+        for j in 0..16 {
+            let v = nearest_int(iscale * mins[j]);
+            sc[j] |= (v << 4) as u8;
+        }
+        dd[2..4].copy_from_slice(&f32_to_f16(max_min / q4scale));
+    } else {
+        dd[2..4].copy_from_slice(&f32_to_f16(0.0));
+    }
+    let dall = f16_to_f32(&dd[0..2]);
+    let dmin = f16_to_f32(&dd[2..4]);
+    for j in 0..16 {
+        let d = dall * f32::from(sc[j] & 0x0f);
+        if d == 0.0 {
+            continue;
+        }
+        let dm = dmin * f32::from(sc[j] >> 4);
+        for ii in 0..16 {
+            let v = nearest_int((x[16 * j + ii] + dm) / d).clamp(0, 3);
+            l[16 * j + ii] = v as u8;
+        }
+    }
+    pack_2bit(&l, qs);
+}
+
+/// Q2_K block to 256 values.
+pub(crate) fn dequantize_q2_k(b: &[u8], y: &mut [f32]) {
+    let sc = &b[0..16];
+    let d = f16_to_f32(&b[80..82]);
+    let min = f16_to_f32(&b[82..84]);
+    let mut k = 0;
+    let mut is = 0;
+    for h in 0..2 {
+        let q = &b[16 + 32 * h..16 + 32 * h + 32];
+        for shift in [0u32, 2, 4, 6] {
+            for half in 0..2 {
+                let s = sc[is];
+                is += 1;
+                let dl = d * f32::from(s & 0x0f);
+                let ml = min * f32::from(s >> 4);
+                for i in 0..16 {
+                    let qv = (q[16 * half + i] >> shift) & 3;
+                    y[k] = dl * f32::from(qv) - ml;
+                    k += 1;
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Q3_K
+
+/// Q3_K: 256 values to `hmask[32]`, `qs[64]`, `scales[12]`, `d`.
+pub(crate) fn quantize_q3_k(x: &[f32], out: &mut [u8]) {
+    let mut l = [0i8; 256];
+    let mut scales = [0f32; 16];
+    let mut max_scale = 0.0f32;
+    let mut amax = 0.0f32;
+    for j in 0..16 {
+        scales[j] = make_q3_quants(4, &x[16 * j..16 * j + 16], &mut l[16 * j..16 * j + 16]);
+        let s = scales[j].abs();
+        if s > amax {
+            amax = s;
+            max_scale = scales[j];
+        }
+    }
+    let (hmask, rest) = out.split_at_mut(32);
+    let (qs, rest) = rest.split_at_mut(64);
+    let (sc, dd) = rest.split_at_mut(12);
+    sc.fill(0);
+    if max_scale != 0.0 {
+        let iscale = -32.0f32 / max_scale;
+        for j in 0..16 {
+            let v = nearest_int(iscale * scales[j]) as i8;
+            let v = (v.clamp(-32, 31) + 32) as u8;
+            if j < 8 {
+                sc[j] = v & 0x0f;
+            } else {
+                sc[j - 8] |= (v & 0x0f) << 4;
+            }
+            sc[j % 4 + 8] |= (v >> 4) << (2 * (j / 4));
+        }
+        dd.copy_from_slice(&f32_to_f16(1.0 / iscale));
+    } else {
+        dd.copy_from_slice(&f32_to_f16(0.0));
+    }
+    let dall = f16_to_f32(dd);
+    for j in 0..16 {
+        let lo = if j < 8 { sc[j] & 0x0f } else { sc[j - 8] >> 4 };
+        let s = (lo | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) as i8 - 32;
+        let d = dall * f32::from(s);
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            let v = nearest_int(x[16 * j + ii] / d).clamp(-4, 3);
+            l[16 * j + ii] = (v + 4) as i8;
+        }
+    }
+    hmask.fill(0);
+    let mut codes = [0u8; 256];
+    for (j, (&lv, c)) in l.iter().zip(codes.iter_mut()).enumerate() {
+        let mut v = lv as u8;
+        if v > 3 {
+            hmask[j % 32] |= 1 << (j / 32);
+            v -= 4;
+        }
+        *c = v;
+    }
+    pack_2bit(&codes, qs);
+}
+
+/// Unpacks Q3_K's twelve scale bytes to the 16 signed 6-bit scales.
+fn q3_k_scales(sc: &[u8]) -> [i32; 16] {
+    let mut s = [0i32; 16];
+    for (j, v) in s.iter_mut().enumerate() {
+        let lo = if j < 8 { sc[j] & 0x0f } else { sc[j - 8] >> 4 };
+        let hi = (sc[8 + j % 4] >> (2 * (j / 4))) & 3;
+        *v = i32::from(lo | (hi << 4)) - 32;
+    }
+    s
+}
+
+/// Q3_K block to 256 values.
+pub(crate) fn dequantize_q3_k(b: &[u8], y: &mut [f32]) {
+    let hm = &b[0..32];
+    let scales = q3_k_scales(&b[96..108]);
+    let d_all = f16_to_f32(&b[108..110]);
+    let mut k = 0;
+    let mut is = 0;
+    let mut m = 1u8;
+    for h in 0..2 {
+        let q = &b[32 + 32 * h..32 + 32 * h + 32];
+        for shift in [0u32, 2, 4, 6] {
+            for half in 0..2 {
+                let dl = d_all * scales[is] as f32;
+                is += 1;
+                for i in 0..16 {
+                    let lo = i32::from((q[16 * half + i] >> shift) & 3);
+                    let sub = if hm[16 * half + i] & m != 0 { 0 } else { 4 };
+                    y[k] = dl * (lo - sub) as f32;
+                    k += 1;
+                }
+            }
+            m = m.wrapping_shl(1);
+        }
+    }
+}
+
+// ---------------------------------------------------------- Q4_K / Q5_K
+
+/// Shared first half of Q4_K / Q5_K: sub-block search, scale packing, and
+/// re-quantization. Writes `d`, `dmin`, `scales[12]` into `head` (16 bytes)
+/// and returns the codes.
+fn quantize_k_asym(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i32) -> [u8; 256] {
+    let mut l = [0u8; 256];
+    let mut laux = [0u8; 32];
+    let mut weights = [0f32; 32];
+    let mut mins = [0f32; 8];
+    let mut scales = [0f32; 8];
+    let mut max_scale = 0.0f32;
+    let mut max_min = 0.0f32;
+    for j in 0..8 {
+        let xs = &x[32 * j..32 * j + 32];
+        let mut sum_x2 = 0.0f32;
+        for &v in xs {
+            sum_x2 += v * v;
+        }
+        let av_x = (sum_x2 / 32.0).sqrt();
+        for (w, &v) in weights.iter_mut().zip(xs) {
+            *w = av_x + v.abs();
+        }
+        let (s, m) = make_qkx2_quants(
+            nmax,
+            xs,
+            &weights,
+            &mut l[32 * j..32 * j + 32],
+            &mut laux,
+            rmin,
+            0.1,
+            nstep,
+            false,
+        );
+        scales[j] = s;
+        mins[j] = m;
+        if s > max_scale {
+            max_scale = s;
+        }
+        if m > max_min {
+            max_min = m;
+        }
+    }
+    let inv_scale = if max_scale > 0.0 {
+        63.0 / max_scale
+    } else {
+        0.0
+    };
+    let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+    let sc = &mut head[4..16];
+    for j in 0..8 {
+        let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+        let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+        if j < 4 {
+            sc[j] = ls;
+            sc[j + 4] = lm;
+        } else {
+            sc[j + 4] = (ls & 0x0f) | ((lm & 0x0f) << 4);
+            sc[j - 4] |= (ls >> 4) << 6;
+            sc[j] |= (lm >> 4) << 6;
+        }
+    }
+    head[0..2].copy_from_slice(&f32_to_f16(max_scale / 63.0));
+    head[2..4].copy_from_slice(&f32_to_f16(max_min / 63.0));
+    let dall = round_f16(max_scale / 63.0);
+    let dmin = round_f16(max_min / 63.0);
+    for j in 0..8 {
+        let (s, m) = get_scale_min_k4(j, &head[4..16]);
+        let d = dall * f32::from(s);
+        if d == 0.0 {
+            continue;
+        }
+        let dm = dmin * f32::from(m);
+        for ii in 0..32 {
+            let v = nearest_int((x[32 * j + ii] + dm) / d).clamp(0, nmax);
+            l[32 * j + ii] = v as u8;
+        }
+    }
+    l
+}
+
+/// Q4_K: 256 values to `d`, `dmin`, `scales[12]`, `qs[128]`.
+pub(crate) fn quantize_q4_k(x: &[f32], out: &mut [u8]) {
+    let (head, qs) = out.split_at_mut(16);
+    let l = quantize_k_asym(x, head, 15, -1.0, 20);
+    for c in 0..4 {
+        for i in 0..32 {
+            qs[32 * c + i] = l[64 * c + i] | (l[64 * c + 32 + i] << 4);
+        }
+    }
+}
+
+/// Q4_K block to 256 values.
+pub(crate) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
+    let d = f16_to_f32(&b[0..2]);
+    let min = f16_to_f32(&b[2..4]);
+    let sc = &b[4..16];
+    for c in 0..4 {
+        let q = &b[16 + 32 * c..16 + 32 * c + 32];
+        let (s1, m1) = get_scale_min_k4(2 * c, sc);
+        let (s2, m2) = get_scale_min_k4(2 * c + 1, sc);
+        let (d1, m1) = (d * f32::from(s1), min * f32::from(m1));
+        let (d2, m2) = (d * f32::from(s2), min * f32::from(m2));
+        for i in 0..32 {
+            y[64 * c + i] = d1 * f32::from(q[i] & 0x0f) - m1;
+            y[64 * c + 32 + i] = d2 * f32::from(q[i] >> 4) - m2;
+        }
+    }
+}
+
+/// Q5_K: 256 values to `d`, `dmin`, `scales[12]`, `qh[32]`, `qs[128]`.
+pub(crate) fn quantize_q5_k(x: &[f32], out: &mut [u8]) {
+    let (head, rest) = out.split_at_mut(16);
+    let l = quantize_k_asym(x, head, 31, -0.5, 15);
+    let (qh, ql) = rest.split_at_mut(32);
+    qh.fill(0);
+    for c in 0..4 {
+        let (m1, m2) = (1u8 << (2 * c), 2u8 << (2 * c));
+        for j in 0..32 {
+            let mut l1 = l[64 * c + j];
+            if l1 > 15 {
+                l1 -= 16;
+                qh[j] |= m1;
+            }
+            let mut l2 = l[64 * c + 32 + j];
+            if l2 > 15 {
+                l2 -= 16;
+                qh[j] |= m2;
+            }
+            ql[32 * c + j] = l1 | (l2 << 4);
+        }
+    }
+}
+
+/// Q5_K block to 256 values.
+pub(crate) fn dequantize_q5_k(b: &[u8], y: &mut [f32]) {
+    let d = f16_to_f32(&b[0..2]);
+    let min = f16_to_f32(&b[2..4]);
+    let sc = &b[4..16];
+    let qh = &b[16..48];
+    for c in 0..4 {
+        let ql = &b[48 + 32 * c..48 + 32 * c + 32];
+        let (s1, m1) = get_scale_min_k4(2 * c, sc);
+        let (s2, m2) = get_scale_min_k4(2 * c + 1, sc);
+        let (d1, m1) = (d * f32::from(s1), min * f32::from(m1));
+        let (d2, m2) = (d * f32::from(s2), min * f32::from(m2));
+        let (u1, u2) = (1u8 << (2 * c), 2u8 << (2 * c));
+        for i in 0..32 {
+            let h1 = if qh[i] & u1 != 0 { 16 } else { 0 };
+            let h2 = if qh[i] & u2 != 0 { 16 } else { 0 };
+            y[64 * c + i] = d1 * f32::from((ql[i] & 0x0f) + h1) - m1;
+            y[64 * c + 32 + i] = d2 * f32::from((ql[i] >> 4) + h2) - m2;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Q6_K
+
+/// Q6_K: 256 values to `ql[128]`, `qh[64]`, `scales[16]`, `d`.
+pub(crate) fn quantize_q6_k(x: &[f32], out: &mut [u8]) {
+    let mut l = [0i8; 256];
+    let mut scales = [0f32; 16];
+    let mut max_scale = 0.0f32;
+    let mut max_abs_scale = 0.0f32;
+    for ib in 0..16 {
+        let s = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]);
+        scales[ib] = s;
+        if s.abs() > max_abs_scale {
+            max_abs_scale = s.abs();
+            max_scale = s;
+        }
+    }
+    if max_abs_scale < GROUP_MAX_EPS {
+        out.fill(0);
+        out[208..210].copy_from_slice(&f32_to_f16(0.0));
+        return;
+    }
+    let iscale = -128.0f32 / max_scale;
+    out[208..210].copy_from_slice(&f32_to_f16(1.0 / iscale));
+    let dall = f16_to_f32(&out[208..210]);
+    let mut sc = [0i8; 16];
+    for ib in 0..16 {
+        sc[ib] = nearest_int(iscale * scales[ib]).min(127) as i8;
+        out[192 + ib] = sc[ib] as u8;
+    }
+    for j in 0..16 {
+        let d = dall * f32::from(sc[j]);
+        if d == 0.0 {
+            continue;
+        }
+        for ii in 0..16 {
+            let v = nearest_int(x[16 * j + ii] / d).clamp(-32, 31);
+            l[16 * j + ii] = (v + 32) as i8;
+        }
+    }
+    let (ql, rest) = out.split_at_mut(128);
+    let qh = &mut rest[..64];
+    for h in 0..2 {
+        let lv = &l[128 * h..128 * h + 128];
+        for i in 0..32 {
+            let q1 = lv[i] as u8;
+            let q2 = lv[i + 32] as u8;
+            let q3 = lv[i + 64] as u8;
+            let q4 = lv[i + 96] as u8;
+            ql[64 * h + i] = (q1 & 0x0f) | ((q3 & 0x0f) << 4);
+            ql[64 * h + i + 32] = (q2 & 0x0f) | ((q4 & 0x0f) << 4);
+            qh[32 * h + i] = (q1 >> 4) | ((q2 >> 4) << 2) | ((q3 >> 4) << 4) | ((q4 >> 4) << 6);
+        }
+    }
+}
+
+/// Q6_K block to 256 values.
+pub(crate) fn dequantize_q6_k(b: &[u8], y: &mut [f32]) {
+    let d = f16_to_f32(&b[208..210]);
+    for h in 0..2 {
+        let ql = &b[64 * h..64 * h + 64];
+        let qh = &b[128 + 32 * h..128 + 32 * h + 32];
+        let sc = &b[192 + 8 * h..192 + 8 * h + 8];
+        let yy = &mut y[128 * h..128 * h + 128];
+        for l in 0..32 {
+            let is = l / 16;
+            let q1 = i32::from((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32;
+            let q2 = i32::from((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+            let q3 = i32::from((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+            let q4 = i32::from((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+            let s = |k: usize| f32::from(sc[k] as i8);
+            yy[l] = d * s(is) * q1 as f32;
+            yy[l + 32] = d * s(is + 2) * q2 as f32;
+            yy[l + 64] = d * s(is + 4) * q3 as f32;
+            yy[l + 96] = d * s(is + 6) * q4 as f32;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- Q8_K
+
+/// Q8_K: 256 values to f32 `d`, `qs[256]`, `bsums[16]`.
+pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
+    let (max, amax) = signed_absmax(x);
+    out.fill(0);
+    if amax == 0.0 {
+        return;
+    }
+    let iscale = -127.0f32 / max;
+    let mut qs = [0i8; 256];
+    for (q, &v) in qs.iter_mut().zip(x) {
+        *q = nearest_int(iscale * v).min(127) as i8;
+    }
+    for (o, &q) in out[4..260].iter_mut().zip(&qs) {
+        *o = q as u8;
+    }
+    for j in 0..16 {
+        let s: i32 = qs[16 * j..16 * j + 16].iter().map(|&q| i32::from(q)).sum();
+        out[260 + 2 * j..262 + 2 * j].copy_from_slice(&(s as i16).to_le_bytes());
+    }
+    out[0..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+}
+
+/// Q8_K block to 256 values (the `bsums` are not read).
+pub(crate) fn dequantize_q8_k(b: &[u8], y: &mut [f32]) {
+    let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+    for (v, &q) in y.iter_mut().zip(&b[4..260]) {
+        *v = d * f32::from(q as i8);
+    }
+}
+
+// ------------------------------------------------------- IQ4_NL / IQ4_XS
+
+/// ggml's `kvalues_iq4nl`: the 16 non-linear 4-bit levels.
+const KVALUES_IQ4NL: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
+
+/// ggml's `best_index_int8` over [`KVALUES_IQ4NL`].
+#[inline]
+fn best_index_iq4(x: f32) -> u8 {
+    let val = &KVALUES_IQ4NL;
+    if x <= f32::from(val[0]) {
+        return 0;
+    }
+    if x >= f32::from(val[15]) {
+        return 15;
+    }
+    let (mut ml, mut mu) = (0usize, 15usize);
+    while mu - ml > 1 {
+        let mav = (ml + mu) / 2;
+        if x < f32::from(val[mav]) {
+            mu = mav;
+        } else {
+            ml = mav;
+        }
+    }
+    if x - f32::from(val[mu - 1]) < f32::from(val[mu]) - x {
+        (mu - 1) as u8
+    } else {
+        mu as u8
+    }
+}
+
+/// Number of scale trials on each side (`ntry` of ggml's
+/// `quantize_row_iq4_nl_impl`, 7 on the `ggml_quantize_chunk` path).
+const IQ4_NTRY: i32 = 7;
+
+/// The per-32 search of `quantize_row_iq4_nl_impl` without importance
+/// weights; writes codes to `lb` and returns the sub-block scale.
+fn iq4_block_scale(xb: &[f32], lb: &mut [u8]) -> f32 {
+    let (max, amax) = signed_absmax(xb);
+    if amax < GROUP_MAX_EPS {
+        return 0.0;
+    }
+    let v0 = f32::from(KVALUES_IQ4NL[0]);
+    let mut d = -max / v0;
+    let mut id = 1.0 / d;
+    let mut sumqx = 0.0f32;
+    let mut sumq2 = 0.0f32;
+    for (j, &x) in xb.iter().enumerate() {
+        let al = id * x;
+        let l = best_index_iq4(al);
+        lb[j] = l;
+        let q = f32::from(KVALUES_IQ4NL[usize::from(l)]);
+        let w = x * x;
+        sumqx += w * q * x;
+        sumq2 += w * q * q;
+    }
+    d = if sumq2 > 0.0 { sumqx / sumq2 } else { 0.0 };
+    let mut best = d * sumqx;
+    for itry in -IQ4_NTRY..=IQ4_NTRY {
+        id = (itry + i32::from(KVALUES_IQ4NL[0])) as f32 / max;
+        sumqx = 0.0;
+        sumq2 = 0.0;
+        for &x in xb {
+            let al = id * x;
+            let l = best_index_iq4(al);
+            let q = f32::from(KVALUES_IQ4NL[usize::from(l)]);
+            let w = x * x;
+            sumqx += w * q * x;
+            sumq2 += w * q * q;
+        }
+        if sumq2 > 0.0 && sumqx * sumqx > best * sumq2 {
+            d = sumqx / sumq2;
+            best = d * sumqx;
+        }
+    }
+    d
+}
+
+/// Packs 4-bit indices, 32 values per 16 bytes (low nibble first half).
+fn pack_iq4(l: &[u8], qs: &mut [u8]) {
+    for (lc, qc) in l.chunks_exact(32).zip(qs.chunks_exact_mut(16)) {
+        for j in 0..16 {
+            qc[j] = lc[j] | (lc[16 + j] << 4);
+        }
+    }
+}
+
+/// IQ4_NL: 32 values to `d`, `qs[16]`.
+pub(crate) fn quantize_iq4_nl(x: &[f32], out: &mut [u8]) {
+    let mut l = [0u8; 32];
+    let scale = iq4_block_scale(x, &mut l);
+    out[0..2].copy_from_slice(&f32_to_f16(scale));
+    let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
+    for (lj, &xj) in l.iter_mut().zip(x) {
+        *lj = best_index_iq4(id * xj);
+    }
+    pack_iq4(&l, &mut out[2..18]);
+}
+
+/// IQ4_NL block to 32 values.
+pub(crate) fn dequantize_iq4_nl(b: &[u8], y: &mut [f32]) {
+    let d = f16_to_f32(&b[0..2]);
+    for j in 0..16 {
+        let q = b[2 + j];
+        y[j] = d * f32::from(KVALUES_IQ4NL[usize::from(q & 0x0f)]);
+        y[j + 16] = d * f32::from(KVALUES_IQ4NL[usize::from(q >> 4)]);
+    }
+}
+
+/// IQ4_XS: 256 values to `d`, `scales_h`, `scales_l[4]`, `qs[128]`.
+pub(crate) fn quantize_iq4_xs(x: &[f32], out: &mut [u8]) {
+    let mut l = [0u8; 256];
+    let mut scales = [0f32; 8];
+    let mut max_scale = 0.0f32;
+    let mut amax_scale = 0.0f32;
+    for ib in 0..8 {
+        let d = iq4_block_scale(&x[32 * ib..32 * ib + 32], &mut l[32 * ib..32 * ib + 32]);
+        scales[ib] = d;
+        if d.abs() > amax_scale {
+            amax_scale = d.abs();
+            max_scale = d;
+        }
+    }
+    let d = -max_scale / 32.0;
+    out[0..2].copy_from_slice(&f32_to_f16(d));
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut scales_h = 0u16;
+    let mut scales_l = [0u8; 4];
+    for ib in 0..8 {
+        let li = nearest_int(id * scales[ib]).clamp(-32, 31);
+        let dl = d * li as f32;
+        let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
+        for j in 0..32 {
+            l[32 * ib + j] = best_index_iq4(idl * x[32 * ib + j]);
+        }
+        let lu = (li + 32) as u8;
+        let (l_l, l_h) = (lu & 0x0f, lu >> 4);
+        if ib.is_multiple_of(2) {
+            scales_l[ib / 2] = l_l;
+        } else {
+            scales_l[ib / 2] |= l_l << 4;
+        }
+        scales_h |= u16::from(l_h) << (2 * ib);
+    }
+    out[2..4].copy_from_slice(&scales_h.to_le_bytes());
+    out[4..8].copy_from_slice(&scales_l);
+    pack_iq4(&l, &mut out[8..136]);
+}
+
+/// IQ4_XS block to 256 values.
+pub(crate) fn dequantize_iq4_xs(b: &[u8], y: &mut [f32]) {
+    let d = f16_to_f32(&b[0..2]);
+    let scales_h = u16::from_le_bytes([b[2], b[3]]);
+    for ib in 0..8 {
+        let lo = (b[4 + ib / 2] >> (4 * (ib % 2))) & 0x0f;
+        let hi = ((scales_h >> (2 * ib)) & 3) as u8;
+        let ls = i32::from(lo | (hi << 4));
+        let dl = d * (ls - 32) as f32;
+        let qs = &b[8 + 16 * ib..8 + 16 * ib + 16];
+        for j in 0..16 {
+            y[32 * ib + j] = dl * f32::from(KVALUES_IQ4NL[usize::from(qs[j] & 0x0f)]);
+            y[32 * ib + j + 16] = dl * f32::from(KVALUES_IQ4NL[usize::from(qs[j] >> 4)]);
+        }
+    }
+}

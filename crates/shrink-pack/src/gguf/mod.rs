@@ -1,0 +1,421 @@
+//! GGUF / ggml block types, byte for byte with ggml's reference code.
+//!
+//! A ggml tensor row (for a Linear weight `W` of shape `(out_features,
+//! in_features)`, one row of `in_features` values) is cut into blocks of
+//! [`GgufType::block_size`] values; each block becomes
+//! [`GgufType::type_size`] bytes, and rows follow each other. [`quantize`]
+//! and [`dequantize`] work on any number of whole blocks, so a row-major
+//! matrix whose row length is a multiple of the block size can be passed
+//! whole.
+//!
+//! # Sources
+//!
+//! Layouts follow the structs of ggml's `ggml-common.h`; quantization follows
+//! ggml's `quantize_row_*_ref` functions in `ggml-quants.c` (the path
+//! `ggml_quantize_chunk` takes without an importance matrix), and
+//! dequantization ggml's `dequantize_row_*` (ggml-org/ggml, MIT licence; also
+//! llama.cpp's `gguf-py/gguf/quants.py`). The workspace's
+//! `docs/algorithms.md` section 9 restates every layout and algorithm. All
+//! multi-byte fields are little-endian; `half` is IEEE binary16, converted
+//! with round-to-nearest-even.
+//!
+//! # Exactness
+//!
+//! The K-quant search loops are evaluated in C's operation order in plain
+//! `f32` arithmetic: every `a*b + c` is a separate multiply and add (never a
+//! fused multiply-add), products are grouped left to right like C's, and
+//! ggml's helper `nearest_int(f) = (bits(f + 12582912f) & 0x7fffff) -
+//! 0x400000` (round half to even) is reproduced bit for bit. Integer-to-float
+//! conversions happen where C's usual arithmetic conversions put them. The
+//! crate's tests check the bytes against golden vectors made with ggml's C
+//! code built without FMA contraction.
+//!
+//! # Formats (block sizes in values / bytes)
+//!
+//! | type | id | block | bytes | fields |
+//! |---|---|---|---|---|
+//! | F16 | 1 | 1 | 2 | half |
+//! | BF16 | 30 | 1 | 2 | bfloat16 (upper half of the f32, rounded to nearest even) |
+//! | Q4_0 | 2 | 32 | 18 | `d`, `qs[16]`; `x = (q - 8) d` |
+//! | Q4_1 | 3 | 32 | 20 | `d`, `m`, `qs[16]`; `x = q d + m` |
+//! | Q5_0 | 6 | 32 | 22 | `d`, `qh[4]`, `qs[16]`; `x = (q - 16) d` |
+//! | Q5_1 | 7 | 32 | 24 | `d`, `m`, `qh[4]`, `qs[16]`; `x = q d + m` |
+//! | Q8_0 | 8 | 32 | 34 | `d`, `qs[32]` i8; `x = q d` |
+//! | Q2_K | 10 | 256 | 84 | `scales[16]`, `qs[64]`, `d`, `dmin` |
+//! | Q3_K | 11 | 256 | 110 | `hmask[32]`, `qs[64]`, `scales[12]`, `d` |
+//! | Q4_K | 12 | 256 | 144 | `d`, `dmin`, `scales[12]`, `qs[128]` |
+//! | Q5_K | 13 | 256 | 176 | `d`, `dmin`, `scales[12]`, `qh[32]`, `qs[128]` |
+//! | Q6_K | 14 | 256 | 210 | `ql[128]`, `qh[64]`, `scales[16]` i8, `d` |
+//! | Q8_K | 15 | 256 | 292 | `d` f32, `qs[256]` i8, `bsums[16]` i16 |
+//! | IQ4_NL | 20 | 32 | 18 | `d`, `qs[16]`; `x = d * kvalues_iq4nl[q]` |
+//! | IQ4_XS | 23 | 256 | 136 | `d`, `scales_h` u16, `scales_l[4]`, `qs[128]` |
+//! | TQ1_0 | 34 | 256 | 54 | `qs[48]` (5 trits/byte), `qh[4]` (4 trits/byte), `d` |
+//! | TQ2_0 | 35 | 256 | 66 | `qs[64]` (4 x 2-bit trits/byte), `d` |
+//! | MXFP4 | 39 | 32 | 17 | `e` (E8M0), `qs[16]` E2M1 codes; `x = kvalues_fp4[q] * 2^(e-128)` |
+//!
+//! In the 32-value legacy blocks element `j` sits in the low nibble of
+//! `qs[j]` and element `j + 16` in the high nibble; Q5's fifth bits sit in
+//! the little-endian `u32` `qh` (bit `j` for element `j`). The K-quant
+//! packings are described in the submodule [`kquants`].
+//!
+//! # Example
+//!
+//! ```
+//! # fn main() -> shrink_core::Result<()> {
+//! use shrink_pack::gguf::{GgufType, dequantize, quantize};
+//! let x: Vec<f32> = (0..64).map(|i| (i as f32 - 31.5) / 8.0).collect();
+//! let bytes = quantize(GgufType::Q8_0, &x)?;
+//! assert_eq!(bytes.len(), 2 * 34);
+//! let y = dequantize(GgufType::Q8_0, &bytes, x.len())?;
+//! assert!(x.iter().zip(&y).all(|(a, b)| (a - b).abs() < 0.02));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::str::FromStr;
+
+use shrink_core::{Error, Result};
+
+pub mod kquants;
+pub mod legacy;
+
+/// A ggml tensor type this module can quantize and dequantize.
+///
+/// Every variant's [`quantize`] output is checked byte for byte against
+/// golden vectors from ggml's C reference (and llama.cpp's gguf-py).
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum GgufType {
+    /// IEEE binary16, one value per "block".
+    F16,
+    /// bfloat16, one value per "block".
+    BF16,
+    /// 32 values: half scale, 4-bit codes, symmetric (`(q - 8) d`).
+    Q4_0,
+    /// 32 values: half scale and min, 4-bit codes (`q d + m`).
+    Q4_1,
+    /// 32 values: half scale, 5-bit codes, symmetric (`(q - 16) d`).
+    Q5_0,
+    /// 32 values: half scale and min, 5-bit codes (`q d + m`).
+    Q5_1,
+    /// 32 values: half scale, int8 codes (`q d`).
+    Q8_0,
+    /// 256-value super-block: 16 sub-blocks with 4-bit scales and mins, 2-bit codes.
+    Q2_K,
+    /// 256-value super-block: 16 sub-blocks with 6-bit scales, 3-bit codes.
+    Q3_K,
+    /// 256-value super-block: 8 sub-blocks with 6-bit scales and mins, 4-bit codes.
+    Q4_K,
+    /// 256-value super-block: 8 sub-blocks with 6-bit scales and mins, 5-bit codes.
+    Q5_K,
+    /// 256-value super-block: 16 sub-blocks with int8 scales, 6-bit codes.
+    Q6_K,
+    /// 256-value block: f32 scale, int8 codes and 16 partial sums (ggml's
+    /// dot-product activation type).
+    Q8_K,
+    /// 32 values: half scale, 4-bit indices into the non-linear `kvalues_iq4nl` grid.
+    IQ4_NL,
+    /// 256-value super-block: 8 sub-blocks with 6-bit scales, `kvalues_iq4nl` grid.
+    IQ4_XS,
+    /// 256 ternary values, base-3 packed, half scale (1.6875 bits/weight).
+    TQ1_0,
+    /// 256 ternary values, 2 bits each, half scale (2.0625 bits/weight).
+    TQ2_0,
+    /// 32 values: E8M0 shared exponent, E2M1 (FP4) codes (OCP MX).
+    MXFP4,
+}
+
+impl GgufType {
+    /// Every supported type, in ggml type-id order.
+    pub const ALL: [GgufType; 18] = [
+        GgufType::F16,
+        GgufType::Q4_0,
+        GgufType::Q4_1,
+        GgufType::Q5_0,
+        GgufType::Q5_1,
+        GgufType::Q8_0,
+        GgufType::Q2_K,
+        GgufType::Q3_K,
+        GgufType::Q4_K,
+        GgufType::Q5_K,
+        GgufType::Q6_K,
+        GgufType::Q8_K,
+        GgufType::IQ4_NL,
+        GgufType::IQ4_XS,
+        GgufType::BF16,
+        GgufType::TQ1_0,
+        GgufType::TQ2_0,
+        GgufType::MXFP4,
+    ];
+
+    /// The ggml type id (`enum ggml_type`), as stored in GGUF tensor infos.
+    pub fn id(self) -> u32 {
+        match self {
+            GgufType::F16 => 1,
+            GgufType::Q4_0 => 2,
+            GgufType::Q4_1 => 3,
+            GgufType::Q5_0 => 6,
+            GgufType::Q5_1 => 7,
+            GgufType::Q8_0 => 8,
+            GgufType::Q2_K => 10,
+            GgufType::Q3_K => 11,
+            GgufType::Q4_K => 12,
+            GgufType::Q5_K => 13,
+            GgufType::Q6_K => 14,
+            GgufType::Q8_K => 15,
+            GgufType::IQ4_NL => 20,
+            GgufType::IQ4_XS => 23,
+            GgufType::BF16 => 30,
+            GgufType::TQ1_0 => 34,
+            GgufType::TQ2_0 => 35,
+            GgufType::MXFP4 => 39,
+        }
+    }
+
+    /// The type with ggml type id `id`, if it is supported here.
+    pub fn from_id(id: u32) -> Option<GgufType> {
+        GgufType::ALL.into_iter().find(|t| t.id() == id)
+    }
+
+    /// Values per block (1 for F16/BF16, 32 or 256 otherwise).
+    pub fn block_size(self) -> usize {
+        match self {
+            GgufType::F16 | GgufType::BF16 => 1,
+            GgufType::Q4_0
+            | GgufType::Q4_1
+            | GgufType::Q5_0
+            | GgufType::Q5_1
+            | GgufType::Q8_0
+            | GgufType::IQ4_NL
+            | GgufType::MXFP4 => 32,
+            GgufType::Q2_K
+            | GgufType::Q3_K
+            | GgufType::Q4_K
+            | GgufType::Q5_K
+            | GgufType::Q6_K
+            | GgufType::Q8_K
+            | GgufType::IQ4_XS
+            | GgufType::TQ1_0
+            | GgufType::TQ2_0 => 256,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn type_size(self) -> usize {
+        match self {
+            GgufType::F16 | GgufType::BF16 => 2,
+            GgufType::Q4_0 => 18,
+            GgufType::Q4_1 => 20,
+            GgufType::Q5_0 => 22,
+            GgufType::Q5_1 => 24,
+            GgufType::Q8_0 => 34,
+            GgufType::Q2_K => 84,
+            GgufType::Q3_K => 110,
+            GgufType::Q4_K => 144,
+            GgufType::Q5_K => 176,
+            GgufType::Q6_K => 210,
+            GgufType::Q8_K => 292,
+            GgufType::IQ4_NL => 18,
+            GgufType::IQ4_XS => 136,
+            GgufType::TQ1_0 => 54,
+            GgufType::TQ2_0 => 66,
+            GgufType::MXFP4 => 17,
+        }
+    }
+
+    /// Bits per weight: `8 * type_size / block_size`.
+    pub fn bits_per_weight(self) -> f64 {
+        8.0 * self.type_size() as f64 / self.block_size() as f64
+    }
+
+    /// ggml's name of the type (`"Q4_K"`, `"BF16"`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            GgufType::F16 => "F16",
+            GgufType::BF16 => "BF16",
+            GgufType::Q4_0 => "Q4_0",
+            GgufType::Q4_1 => "Q4_1",
+            GgufType::Q5_0 => "Q5_0",
+            GgufType::Q5_1 => "Q5_1",
+            GgufType::Q8_0 => "Q8_0",
+            GgufType::Q2_K => "Q2_K",
+            GgufType::Q3_K => "Q3_K",
+            GgufType::Q4_K => "Q4_K",
+            GgufType::Q5_K => "Q5_K",
+            GgufType::Q6_K => "Q6_K",
+            GgufType::Q8_K => "Q8_K",
+            GgufType::IQ4_NL => "IQ4_NL",
+            GgufType::IQ4_XS => "IQ4_XS",
+            GgufType::TQ1_0 => "TQ1_0",
+            GgufType::TQ2_0 => "TQ2_0",
+            GgufType::MXFP4 => "MXFP4",
+        }
+    }
+
+    /// Bytes taken by `n` values, or a typed error when `n` is not a whole
+    /// number of blocks (or the size overflows).
+    pub fn byte_len(self, n: usize) -> Result<usize> {
+        let bs = self.block_size();
+        if !n.is_multiple_of(bs) {
+            return Err(Error::invalid(
+                "n",
+                format!(
+                    "{} holds blocks of {bs} values; {n} is not a multiple of {bs}",
+                    self.name()
+                ),
+            ));
+        }
+        (n / bs)
+            .checked_mul(self.type_size())
+            .ok_or_else(|| Error::invalid("n", format!("{n} values overflow the byte count")))
+    }
+
+    fn quantize_block_fn(self) -> fn(&[f32], &mut [u8]) {
+        match self {
+            GgufType::F16 => legacy::quantize_f16,
+            GgufType::BF16 => legacy::quantize_bf16,
+            GgufType::Q4_0 => legacy::quantize_q4_0,
+            GgufType::Q4_1 => legacy::quantize_q4_1,
+            GgufType::Q5_0 => legacy::quantize_q5_0,
+            GgufType::Q5_1 => legacy::quantize_q5_1,
+            GgufType::Q8_0 => legacy::quantize_q8_0,
+            GgufType::MXFP4 => legacy::quantize_mxfp4,
+            GgufType::TQ1_0 => legacy::quantize_tq1_0,
+            GgufType::TQ2_0 => legacy::quantize_tq2_0,
+            GgufType::Q2_K => kquants::quantize_q2_k,
+            GgufType::Q3_K => kquants::quantize_q3_k,
+            GgufType::Q4_K => kquants::quantize_q4_k,
+            GgufType::Q5_K => kquants::quantize_q5_k,
+            GgufType::Q6_K => kquants::quantize_q6_k,
+            GgufType::Q8_K => kquants::quantize_q8_k,
+            GgufType::IQ4_NL => kquants::quantize_iq4_nl,
+            GgufType::IQ4_XS => kquants::quantize_iq4_xs,
+        }
+    }
+
+    fn dequantize_block_fn(self) -> fn(&[u8], &mut [f32]) {
+        match self {
+            GgufType::F16 => legacy::dequantize_f16,
+            GgufType::BF16 => legacy::dequantize_bf16,
+            GgufType::Q4_0 => legacy::dequantize_q4_0,
+            GgufType::Q4_1 => legacy::dequantize_q4_1,
+            GgufType::Q5_0 => legacy::dequantize_q5_0,
+            GgufType::Q5_1 => legacy::dequantize_q5_1,
+            GgufType::Q8_0 => legacy::dequantize_q8_0,
+            GgufType::MXFP4 => legacy::dequantize_mxfp4,
+            GgufType::TQ1_0 => legacy::dequantize_tq1_0,
+            GgufType::TQ2_0 => legacy::dequantize_tq2_0,
+            GgufType::Q2_K => kquants::dequantize_q2_k,
+            GgufType::Q3_K => kquants::dequantize_q3_k,
+            GgufType::Q4_K => kquants::dequantize_q4_k,
+            GgufType::Q5_K => kquants::dequantize_q5_k,
+            GgufType::Q6_K => kquants::dequantize_q6_k,
+            GgufType::Q8_K => kquants::dequantize_q8_k,
+            GgufType::IQ4_NL => kquants::dequantize_iq4_nl,
+            GgufType::IQ4_XS => kquants::dequantize_iq4_xs,
+        }
+    }
+}
+
+impl fmt::Display for GgufType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for GgufType {
+    type Err = Error;
+
+    /// Parses ggml's type name, case-insensitively (`"q4_k"`, `"Q8_0"`).
+    fn from_str(s: &str) -> Result<Self> {
+        GgufType::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                Error::invalid(
+                    "gguf type",
+                    format!("unknown or unsupported ggml type name `{s}`"),
+                )
+            })
+    }
+}
+
+/// Quantizes `x` (a whole number of blocks, rows back to back) to `t`'s
+/// bytes, exactly as ggml's reference quantizer does.
+///
+/// Errors: [`Error::InvalidArgument`] when `x.len()` is not a multiple of
+/// [`GgufType::block_size`]; [`Error::NonFinite`] when `x` holds a NaN or an
+/// infinity (ggml's output for those is not meaningful).
+pub fn quantize(t: GgufType, x: &[f32]) -> Result<Vec<u8>> {
+    let len = t.byte_len(x.len())?;
+    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: format!("{} quantization input", t.name()),
+            position: format!("index {i}"),
+            value: x[i].to_string(),
+        });
+    }
+    let mut out = vec![0u8; len];
+    let f = t.quantize_block_fn();
+    for (xb, ob) in x
+        .chunks_exact(t.block_size())
+        .zip(out.chunks_exact_mut(t.type_size()))
+    {
+        f(xb, ob);
+    }
+    Ok(out)
+}
+
+/// Dequantizes `n` values of type `t` from `bytes`, exactly as ggml's
+/// `dequantize_row_*` does.
+///
+/// Errors: [`Error::InvalidArgument`] when `n` is not a multiple of the block
+/// size; [`Error::Corrupt`] when `bytes.len()` is not exactly the length `n`
+/// values take. Every bit pattern of the right length decodes (possibly to
+/// non-finite values where a scale field holds one).
+pub fn dequantize(t: GgufType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
+    let len = t.byte_len(n)?;
+    if bytes.len() != len {
+        return Err(Error::corrupt(
+            format!("{} blocks", t.name()),
+            format!("{n} values need {len} bytes, got {} bytes", bytes.len()),
+        ));
+    }
+    let mut out = vec![0f32; n];
+    let f = t.dequantize_block_fn();
+    for (bb, ob) in bytes
+        .chunks_exact(t.type_size())
+        .zip(out.chunks_exact_mut(t.block_size()))
+    {
+        f(bb, ob);
+    }
+    Ok(out)
+}
+
+/// ggml's `nearest_int`: round to nearest, ties to even, through the f32
+/// magic-number trick (exact for `|f| <= 4194303`, and bit-identical to C
+/// outside that range too).
+#[inline]
+pub(crate) fn nearest_int(f: f32) -> i32 {
+    let v = f + 12_582_912.0f32;
+    (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// f32 to IEEE half bits, round to nearest even (ggml's `GGML_FP32_TO_FP16`).
+#[inline]
+pub(crate) fn f32_to_f16(x: f32) -> [u8; 2] {
+    half::f16::from_f32(x).to_bits().to_le_bytes()
+}
+
+/// IEEE half bits (little-endian) to f32, exact.
+#[inline]
+pub(crate) fn f16_to_f32(b: &[u8]) -> f32 {
+    half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()
+}
+
+/// f32 through half and back: the value a reader sees for a stored half.
+#[inline]
+pub(crate) fn round_f16(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}

@@ -1,0 +1,153 @@
+//! Choosing which weights to prune from scores, with one deterministic
+//! tie rule everywhere:
+//!
+//! **Ties.** Scores are compared as f64 with `total_cmp`; among equal scores
+//! the entry with the smaller index (row-major position `i * cols + j` over
+//! the compared set; the smaller column inside a row or an N:M group; the
+//! smaller row or column index for structured pruning) is **pruned first**.
+//! Selecting the largest (LIFT) keeps the smaller index first. This is what a
+//! stable ascending sort gives (Wanda's reference sorts stably) and it never
+//! depends on the thread count.
+
+use crate::pattern::Pattern;
+use ndarray::ArrayView2;
+use rayon::prelude::*;
+use shrink_core::{Mask, Result};
+
+/// Orders `(score, index)` ascending; equal scores by index.
+#[inline]
+fn asc(scores: &[f64], a: usize, b: usize) -> std::cmp::Ordering {
+    scores[a].total_cmp(&scores[b]).then(a.cmp(&b))
+}
+
+/// Flags (`true` = selected) of the `k` smallest scores (ties: lower index
+/// selected first).
+pub(crate) fn smallest(scores: &[f64], k: usize) -> Vec<bool> {
+    let n = scores.len();
+    let mut out = vec![false; n];
+    if k == 0 {
+        return out;
+    }
+    if k >= n {
+        out.fill(true);
+        return out;
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.select_nth_unstable_by(k - 1, |&a, &b| asc(scores, a, b));
+    for &i in &idx[..k] {
+        out[i] = true;
+    }
+    out
+}
+
+/// Flags of the `k` largest scores (ties: lower index selected first).
+pub(crate) fn largest(scores: &[f64], k: usize) -> Vec<bool> {
+    let n = scores.len();
+    let mut out = vec![false; n];
+    if k == 0 {
+        return out;
+    }
+    if k >= n {
+        out.fill(true);
+        return out;
+    }
+    let mut idx: Vec<usize> = (0..n).collect();
+    idx.select_nth_unstable_by(k - 1, |&a, &b| {
+        scores[b].total_cmp(&scores[a]).then(a.cmp(&b))
+    });
+    for &i in &idx[..k] {
+        out[i] = true;
+    }
+    out
+}
+
+/// Within `scores` (one N:M group), the `prune` entries to remove: smallest
+/// first, ties to the lower index. Groups of up to 32 need no allocation.
+pub(crate) fn nm_group(scores: &[f64], prune: usize, out_pruned: &mut [bool]) {
+    out_pruned.fill(false);
+    let m = scores.len();
+    let prune = prune.min(m);
+    if m <= 32 {
+        // Rank of each entry under (score, index): O(m^2), tiny for N:M.
+        for (a, o) in out_pruned.iter_mut().enumerate().take(m) {
+            let rank = (0..m)
+                .filter(|&b| asc(scores, b, a) == std::cmp::Ordering::Less)
+                .count();
+            *o = rank < prune;
+        }
+        return;
+    }
+    let mut idx: Vec<usize> = (0..m).collect();
+    idx.sort_by(|&a, &b| asc(scores, a, b));
+    for &i in &idx[..prune] {
+        out_pruned[i] = true;
+    }
+}
+
+/// The keep-mask of a `(rows, cols)` score matrix under a pattern, where
+/// [`Pattern::Unstructured`] compares over the whole matrix.
+///
+/// Structured patterns sum the scores of each row (or column) in f64 in
+/// index order and remove the lowest sums.
+pub(crate) fn mask_from_scores(scores: ArrayView2<'_, f64>, pattern: &Pattern) -> Result<Mask> {
+    let (rows, cols) = scores.dim();
+    pattern.check_shape(rows, cols)?;
+    let flat: Vec<f64> = scores.iter().copied().collect();
+    let keep: Vec<bool> = match *pattern {
+        Pattern::Unstructured(r) => {
+            let pruned = smallest(&flat, r.count_of(rows * cols));
+            pruned.into_iter().map(|p| !p).collect()
+        }
+        Pattern::PerRow(r) => {
+            let k = r.count_of(cols);
+            let mut keep = vec![true; rows * cols];
+            keep.par_chunks_mut(cols.max(1))
+                .zip(flat.par_chunks(cols.max(1)))
+                .for_each(|(kr, sr)| {
+                    for (o, p) in kr.iter_mut().zip(smallest(sr, k)) {
+                        *o = !p;
+                    }
+                });
+            keep
+        }
+        Pattern::NM { n, m } => {
+            let mut keep = vec![true; rows * cols];
+            keep.par_chunks_mut(cols.max(1))
+                .zip(flat.par_chunks(cols.max(1)))
+                .for_each(|(kr, sr)| {
+                    let mut pruned = vec![false; m];
+                    for (kg, sg) in kr.chunks_mut(m).zip(sr.chunks(m)) {
+                        nm_group(sg, m - n, &mut pruned);
+                        for (o, p) in kg.iter_mut().zip(&pruned) {
+                            *o = !p;
+                        }
+                    }
+                });
+            keep
+        }
+        Pattern::Rows(r) => {
+            let sums: Vec<f64> = flat
+                .chunks(cols.max(1))
+                .map(|row| row.iter().sum())
+                .collect();
+            let gone = smallest(&sums, r.count_of(rows));
+            (0..rows * cols).map(|k| !gone[k / cols]).collect()
+        }
+        Pattern::Columns(r) => {
+            let mut sums = vec![0f64; cols];
+            for row in flat.chunks(cols.max(1)) {
+                for (s, v) in sums.iter_mut().zip(row) {
+                    *s += v;
+                }
+            }
+            let gone = smallest(&sums, r.count_of(cols));
+            (0..rows * cols).map(|k| !gone[k % cols]).collect()
+        }
+    };
+    Ok(mask_from_flags(rows, cols, &keep))
+}
+
+/// A mask from row-major keep flags.
+pub(crate) fn mask_from_flags(rows: usize, cols: usize, keep: &[bool]) -> Mask {
+    Mask::from_fn(rows, cols, |i, j| keep[i * cols + j])
+}

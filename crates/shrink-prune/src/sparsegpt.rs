@@ -1,0 +1,508 @@
+//! SparseGPT: one-shot pruning with optimal-brain-surgeon weight updates.
+//!
+//! Paper: Frantar & Alistarh, "SparseGPT: Massive Language Models Can Be
+//! Accurately Pruned in One-Shot", ICML 2023 (arXiv 2301.00774); code
+//! `IST-DASLab/sparsegpt` (`SparseGPT.fasterprune`).
+//!
+//! Objective (per layer, rows independent): `min ||X (W - W')^T||_F^2 =
+//! tr((W - W') H (W - W')^T)` over `W'` with the sparsity pattern, solved
+//! greedily column by column: pruning (or quantizing) column `c` to `q`
+//! leaves the error `err = (w_c - q) / U_cc`, and the remaining columns
+//! absorb it, `W[:, c+1:] -= err U[c, c+1:]`, where `U` is the upper
+//! Cholesky factor of the damped inverse Hessian (`H^{-1} = U^T U`, see
+//! [`crate::hessian`]; dead inputs zeroed, damping `0.01 * mean(diag H)`).
+//!
+//! Algorithm (as the reference, and as algorithms.md 6.1):
+//!
+//! * columns are processed in blocks of `B = 128` (a multiple of `M` for N:M);
+//! * **unstructured**: at the start of each block the mask is chosen from
+//!   the block's current (already updated) weights by the score
+//!   `W_rc^2 / U_cc^2`, pooled over **all rows and columns of the block**:
+//!   exactly `floor(s * rows * B)` lowest scores are pruned (the reference
+//!   prunes every score `<=` the threshold, one more when there are no ties);
+//! * **N:M**: at each column `i` of the block with `i % M == 0`, every row
+//!   prunes the `M - N` lowest scores among columns `[i, i+M)` (updated
+//!   weights);
+//! * then column by column `q = w` if kept, `0` if pruned (joint mode:
+//!   the kept weight rounded to the quantizer's grid), the in-block update
+//!   above, and after the block one GEMM, the lazy update
+//!   `W[:, b1:] -= Err @ U[b0:b1, b1:]`.
+//!
+//! **Joint mode** (`sparsegpt:50%:int4:g128`, the paper's joint
+//! sparsification and quantization): each kept weight is quantized as its
+//! column is processed, through a [`Prepared`] quantizer of shrink-quant;
+//! pruned weights are exactly zero. Group parameters are computed when the
+//! sweep reaches a group's first column, from the row's current values of
+//! the group with the entries already known to be pruned set to zero
+//! (`channel`: at column 0 from the whole row; `tensor`: once, from the
+//! dead-zeroed input).
+//!
+//! Numerics: `U` in f64, converted to f32 for the sweep; weights, errors and
+//! updates in f32 like the reference; mask scores in f64. Rows are swept in
+//! fixed chunks of 32 on the rayon pool (each row's arithmetic is
+//! independent of the chunking and of the thread count); the block mask is
+//! chosen on one thread. Ties as in [`crate::select`].
+
+use crate::hessian::inverse_hessian_factor;
+use crate::pattern::{Pattern, format_token, parse_args};
+use crate::pruned::SparseQuantized;
+use crate::select::{mask_from_flags, nm_group, smallest};
+use crate::{finish, stage_for};
+use faer::{Accum, Par};
+use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
+use rayon::prelude::*;
+use shrink_core::check::finite_matrix;
+use shrink_core::interop::{as_faer, as_faer_mut};
+use shrink_core::{Compressed, Compressor, Context, Error, Mask, Result, StageSpec};
+use shrink_pack::sparse::ValueFormat;
+use shrink_quant::matrix::group_layout;
+use shrink_quant::{Granularity, GroupParams, Prepared, QuantSpec, QuantizedMatrix};
+
+/// Rows swept per task (fixed, so results never depend on the thread count).
+const ROW_CHUNK: usize = 32;
+
+/// SparseGPT settings.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SparseGptConfig {
+    /// [`Pattern::Unstructured`] or [`Pattern::NM`].
+    pub pattern: Pattern,
+    /// Column block size (128 in the paper).
+    pub block: usize,
+    /// Relative damping (0.01 of the mean diagonal).
+    pub damp: f64,
+    /// Joint mode: quantize kept weights with this spec.
+    pub quant: Option<QuantSpec>,
+}
+
+impl SparseGptConfig {
+    /// The paper's defaults (blocks of 128, damping 0.01, no quantization).
+    pub fn new(pattern: Pattern) -> Self {
+        Self {
+            pattern,
+            block: 128,
+            damp: 0.01,
+            quant: None,
+        }
+    }
+}
+
+/// What [`sparsegpt`] returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseGptOutput {
+    /// The pruned and updated weights (exact zeros where pruned; in joint
+    /// mode the dequantized values where kept).
+    pub weights: Array2<f32>,
+    /// The mask (1 = kept).
+    pub mask: Mask,
+    /// Joint mode: the quantized matrix (codes at pruned positions are the
+    /// code nearest to zero).
+    pub quantized: Option<QuantizedMatrix>,
+}
+
+/// The quantizer state of the joint mode.
+struct Joint {
+    q: Prepared,
+    granularity: Granularity,
+    /// Groups per row (Group), 1 (Channel), 0 (Tensor).
+    per_row: usize,
+    tensor: Option<GroupParams>,
+}
+
+/// Runs SparseGPT on `w` (out x in) with the Gram matrix `gram` (in x in).
+///
+/// # Errors
+///
+/// [`Error::Shape`] when `gram` does not match; [`Error::InvalidArgument`]
+/// for a pattern other than unstructured or N:M, an N:M group that does not
+/// divide the rows, a zero block or a bad quantizer spec; [`Error::Stats`]
+/// when the damped Hessian is not positive definite; errors for empty or
+/// non-finite inputs.
+pub fn sparsegpt(
+    w: ArrayView2<'_, f32>,
+    gram: ArrayView2<'_, f64>,
+    cfg: &SparseGptConfig,
+) -> Result<SparseGptOutput> {
+    finite_matrix("weights", w)?;
+    let (rows, cols) = w.dim();
+    if gram.dim() != (cols, cols) {
+        return Err(Error::shape(
+            "Gram matrix for sparsegpt",
+            format!("({cols}, {cols})"),
+            format!("{:?}", gram.dim()),
+        ));
+    }
+    cfg.pattern.check_shape(rows, cols)?;
+    let nm = match cfg.pattern {
+        Pattern::Unstructured(_) => None,
+        Pattern::NM { n, m } => Some((n, m)),
+        _ => {
+            return Err(Error::invalid(
+                "sparsegpt pattern",
+                "SparseGPT prunes unstructured (50%) or N:M (2:4); structured rows/columns are \
+                 not an OBS update of this kind (use magnitude or wanda for rows:/cols:)",
+            ));
+        }
+    };
+    if cfg.block == 0 {
+        return Err(Error::invalid("block size", "must be at least 1"));
+    }
+    let block = match nm {
+        Some((_, m)) => (cfg.block / m).max(1) * m,
+        None => cfg.block,
+    };
+
+    let factor = inverse_hessian_factor(gram, cfg.damp)?;
+    let u: Array2<f32> = factor.u.mapv(|v| v as f32);
+    let d: Vec<f32> = (0..cols).map(|c| u[(c, c)]).collect();
+    let mut wk = w.to_owned();
+    for (j, &dead) in factor.dead.iter().enumerate() {
+        if dead {
+            wk.column_mut(j).fill(0.0);
+        }
+    }
+
+    let joint = match cfg.quant {
+        None => None,
+        Some(spec) => {
+            spec.validate()?;
+            let (_, per_row) = group_layout(spec.granularity, rows, cols)?;
+            let values: Vec<f32> = wk.iter().copied().collect();
+            let q = Prepared::new(spec, &values, cols)?;
+            let tensor = match spec.granularity {
+                Granularity::Tensor => Some(q.params(&values)?),
+                _ => None,
+            };
+            let per_row = match spec.granularity {
+                Granularity::Channel => 1,
+                _ => per_row,
+            };
+            Some(Joint {
+                q,
+                granularity: spec.granularity,
+                per_row,
+                tensor,
+            })
+        }
+    };
+    // Per-row group parameters (at least one slot per row, so that the row
+    // chunks below always split evenly) and codes (unused without joint mode).
+    let per_row = joint.as_ref().map_or(1, |j| j.per_row.max(1));
+    let mut params = vec![GroupParams::default(); rows * per_row];
+    let mut codes = vec![0u8; rows * cols];
+    let mut keep = vec![true; rows * cols];
+
+    let mut b0 = 0;
+    while b0 < cols {
+        let b1 = (b0 + block).min(cols);
+        let bw = b1 - b0;
+        if let Pattern::Unstructured(r) = cfg.pattern {
+            // One pooled threshold over the whole block.
+            let mut scores = Vec::with_capacity(rows * bw);
+            for i in 0..rows {
+                for c in b0..b1 {
+                    let x = f64::from(wk[(i, c)]);
+                    let dc = f64::from(d[c]);
+                    scores.push(x * x / (dc * dc));
+                }
+            }
+            let pruned = smallest(&scores, r.count_of(rows * bw));
+            for i in 0..rows {
+                for t in 0..bw {
+                    keep[i * cols + b0 + t] = !pruned[i * bw + t];
+                }
+            }
+        }
+        let ub = u.slice(s![b0..b1, b1..]);
+        let tasks: Vec<Result<()>> = wk
+            .axis_chunks_iter_mut(ndarray::Axis(0), ROW_CHUNK)
+            .into_par_iter()
+            .zip(keep.par_chunks_mut(ROW_CHUNK * cols))
+            .zip(codes.par_chunks_mut(ROW_CHUNK * cols))
+            .zip(params.par_chunks_mut(ROW_CHUNK * per_row))
+            .map(|(((wc, kc), cc), pc)| {
+                sweep_chunk(
+                    wc,
+                    kc,
+                    cc,
+                    pc,
+                    SweepBlock {
+                        b0,
+                        b1,
+                        u: u.view(),
+                        d: &d,
+                        ub,
+                        nm,
+                        joint: joint.as_ref(),
+                        per_row,
+                    },
+                )
+            })
+            .collect();
+        for t in tasks {
+            t?;
+        }
+        b0 = b1;
+    }
+
+    let mask = mask_from_flags(rows, cols, &keep);
+    let quantized = match joint {
+        None => None,
+        Some(j) => {
+            let params = match j.tensor {
+                Some(p) => vec![p],
+                None => params,
+            };
+            Some(QuantizedMatrix::from_parts(j.q, rows, cols, codes, params)?)
+        }
+    };
+    Ok(SparseGptOutput {
+        weights: wk,
+        mask,
+        quantized,
+    })
+}
+
+/// What every row chunk needs to sweep one block.
+#[derive(Clone, Copy)]
+struct SweepBlock<'a> {
+    b0: usize,
+    b1: usize,
+    u: ArrayView2<'a, f32>,
+    d: &'a [f32],
+    ub: ArrayView2<'a, f32>,
+    nm: Option<(usize, usize)>,
+    joint: Option<&'a Joint>,
+    /// Parameter slots per row in `params`.
+    per_row: usize,
+}
+
+/// Sweeps the columns `[b0, b1)` of a chunk of rows, then applies the lazy
+/// update to the chunk's columns `b1..`.
+fn sweep_chunk(
+    mut wc: ArrayViewMut2<'_, f32>,
+    keep: &mut [bool],
+    codes: &mut [u8],
+    params: &mut [GroupParams],
+    blk: SweepBlock<'_>,
+) -> Result<()> {
+    let SweepBlock {
+        b0,
+        b1,
+        u,
+        d,
+        ub,
+        nm,
+        joint,
+        per_row,
+    } = blk;
+    let (nr, cols) = wc.dim();
+    let bw = b1 - b0;
+    let mut err = Array2::<f32>::zeros((nr, bw));
+    let mut pruned_group = vec![false; nm.map_or(0, |(_, m)| m)];
+    let mut gscores = vec![0f64; nm.map_or(0, |(_, m)| m)];
+    let mut gbuf: Vec<f32> = Vec::new();
+    for r in 0..nr {
+        let mut row = wc.row_mut(r);
+        let row = row
+            .as_slice_mut()
+            .ok_or_else(|| Error::invalid("weights", "internal: non-contiguous row"))?;
+        let krow = &mut keep[r * cols..(r + 1) * cols];
+        // The parameters in force at column b0: the tensor's, or those of
+        // the group (row) that started in an earlier block.
+        let mut cur: Option<(f32, u8)> = joint.and_then(|j| {
+            let p = match (j.tensor, j.granularity) {
+                (Some(p), _) => Some(p),
+                (None, Granularity::Group(g)) => {
+                    (!b0.is_multiple_of(g)).then(|| params[r * per_row + b0 / g])
+                }
+                (None, Granularity::Channel) => (b0 != 0).then(|| params[r * per_row]),
+                _ => None,
+            };
+            p.map(|p| (j.q.scale_value(p.raw_scale), p.zero))
+        });
+        for i in 0..bw {
+            let c = b0 + i;
+            if let Some((n, m)) = nm
+                && i.is_multiple_of(m)
+            {
+                for (t, sc) in gscores.iter_mut().enumerate() {
+                    let x = f64::from(row[c + t]);
+                    let dc = f64::from(d[c + t]);
+                    *sc = x * x / (dc * dc);
+                }
+                nm_group(&gscores, m - n, &mut pruned_group);
+                for (t, &p) in pruned_group.iter().enumerate() {
+                    krow[c + t] = !p;
+                }
+            }
+            let w = row[c];
+            let kept = krow[c];
+            let q = match joint {
+                None => {
+                    if kept {
+                        w
+                    } else {
+                        0.0
+                    }
+                }
+                Some(j) => {
+                    let start = match j.granularity {
+                        Granularity::Group(g) => c.is_multiple_of(g).then_some((c / g, g)),
+                        Granularity::Channel => (c == 0).then_some((0, cols)),
+                        _ => None,
+                    };
+                    if let Some((gi, g)) = start {
+                        gbuf.clear();
+                        // Entries already known to be pruned count as zero;
+                        // undecided ones (later blocks, later N:M groups)
+                        // are still marked kept.
+                        gbuf.extend((c..c + g).map(|t| if krow[t] { row[t] } else { 0.0 }));
+                        let p = j.q.params(&gbuf)?;
+                        params[r * per_row + gi] = p;
+                        cur = Some((j.q.scale_value(p.raw_scale), p.zero));
+                    }
+                    let (sc, z) = cur.unwrap_or((1.0, 0));
+                    let code = j.q.encode_with(if kept { w } else { 0.0 }, sc, z);
+                    codes[r * cols + c] = code;
+                    if kept {
+                        j.q.decode_with(code, sc, z)
+                    } else {
+                        0.0
+                    }
+                }
+            };
+            let e = (w - q) / d[c];
+            row[c] = q;
+            if e != 0.0 {
+                let urow = u.row(c);
+                let urow = &urow.as_slice().unwrap_or(&[])[c + 1..b1];
+                for (x, &uv) in row[c + 1..b1].iter_mut().zip(urow) {
+                    *x -= e * uv;
+                }
+            }
+            err[(r, i)] = e;
+        }
+    }
+    if b1 < cols {
+        faer::linalg::matmul::matmul(
+            as_faer_mut(wc.slice_mut(s![.., b1..])),
+            Accum::Add,
+            as_faer(err.view()),
+            as_faer(ub),
+            -1.0f32,
+            Par::Seq,
+        );
+    }
+    Ok(())
+}
+
+/// SparseGPT as a compressor; recipe `sparsegpt:P%`, `sparsegpt:N:M`, and the
+/// joint mode `sparsegpt:P%:<quantizer>` (e.g. `sparsegpt:50%:int4:g128`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SparseGpt {
+    /// The algorithm's settings.
+    pub config: SparseGptConfig,
+    /// How kept values are stored (not used in joint mode).
+    pub format: ValueFormat,
+}
+
+impl SparseGpt {
+    /// SparseGPT with the paper's defaults and f16 kept values.
+    pub fn new(pattern: Pattern) -> Self {
+        Self {
+            config: SparseGptConfig::new(pattern),
+            format: ValueFormat::default(),
+        }
+    }
+
+    /// Parses a `sparsegpt:...` stage; arguments after the sparsity are a
+    /// quantizer spec (the arguments of `rtn:`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recipe`] for a bad sparsity or quantizer.
+    pub fn from_stage(stage: &StageSpec) -> Result<Self> {
+        let p = parse_args(stage, true)?;
+        if p.rank.is_some() {
+            return Err(stage.error(&stage.method, "sparsegpt takes no rank"));
+        }
+        let pattern = match p.pattern {
+            Some(pat @ (Pattern::Unstructured(_) | Pattern::NM { .. })) => pat,
+            Some(other) => {
+                return Err(stage.error(
+                    other.tokens().join(":"),
+                    "sparsegpt prunes unstructured (50%) or N:M (2:4)",
+                ));
+            }
+            None => {
+                return Err(stage.error(&stage.method, "a sparsity is required (50%, 2:4)"));
+            }
+        };
+        let mut cfg = SparseGptConfig::new(pattern);
+        if !p.rest.is_empty() {
+            if p.format.is_some() {
+                return Err(stage.error(
+                    &stage.method,
+                    "the joint mode stores codes, not values: drop f32/f16/bf16 before the grid",
+                ));
+            }
+            let sub = StageSpec::new(stage.method.clone(), p.rest.clone());
+            let spec = QuantSpec::parse_args(&sub, |_| false).map_err(|e| match e {
+                Error::Recipe { part, reason, .. } => stage.error(part, reason),
+                other => other,
+            })?;
+            cfg.quant = Some(spec);
+        }
+        Ok(Self {
+            config: cfg,
+            format: p.format.unwrap_or_default(),
+        })
+    }
+}
+
+impl Compressor for SparseGpt {
+    fn recipe(&self) -> String {
+        let post = self.config.quant.map(|q| q.args()).unwrap_or_default();
+        let fmt = if self.config.quant.is_some() {
+            None
+        } else {
+            format_token(self.format)
+        };
+        stage_for("sparsegpt", &self.config.pattern, fmt, &[])
+            + &post.iter().map(|a| format!(":{a}")).collect::<String>()
+    }
+
+    fn compress(&self, w: ArrayView2<'_, f32>, ctx: &Context<'_>) -> Result<Compressed> {
+        let stats = ctx.require_stats("sparsegpt")?;
+        let out = sparsegpt(w, stats.gram().view(), &self.config)?;
+        match out.quantized {
+            Some(q) => {
+                let mask = match ctx.mask {
+                    Some(m) => intersect(&out.mask, m)?,
+                    None => out.mask,
+                };
+                Ok(Compressed::new(SparseQuantized::new(mask, q)?))
+            }
+            None => finish(
+                out.weights.view(),
+                out.mask,
+                ctx,
+                self.format,
+                &self.config.pattern,
+            ),
+        }
+    }
+}
+
+/// `a AND b`.
+pub(crate) fn intersect(a: &Mask, b: &Mask) -> Result<Mask> {
+    if a.shape() != b.shape() {
+        return Err(Error::shape(
+            "mask given to a pruning stage",
+            format!("{:?}", a.shape()),
+            format!("{:?}", b.shape()),
+        ));
+    }
+    let (r, c) = a.shape();
+    Ok(Mask::from_fn(r, c, |i, j| a.get(i, j) && b.get(i, j)))
+}
