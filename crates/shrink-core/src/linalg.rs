@@ -98,3 +98,62 @@ pub fn gemm_f32_bt_seq(
         Par::Seq,
     );
 }
+
+/// Rows of `W'` decoded at a time by [`forward_by_row_blocks`].
+pub const ROW_BLOCK: usize = 64;
+
+/// A dense `(rows, cols)` matrix whose row `i` is written by `decode(i, row)`,
+/// rows decoded in parallel (each row by one call, so the result does not
+/// depend on the thread count).
+pub fn dense_from_rows(
+    rows: usize,
+    cols: usize,
+    decode: impl Fn(usize, &mut [f32]) + Sync,
+) -> Array2<f32> {
+    let mut out = Array2::<f32>::zeros((rows, cols));
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(i, mut row)| {
+            if let Some(s) = row.as_slice_mut() {
+                decode(i, s);
+            }
+        });
+    out
+}
+
+/// `y = x W'^T` for a `W'` of shape `(rows, x.ncols())` given only by a row
+/// decoder: [`ROW_BLOCK`] rows are decoded into a scratch block and multiplied
+/// at a time, so the dense `W'` is never built. Callers check `x`'s width.
+pub fn forward_by_row_blocks(
+    x: ArrayView2<'_, f32>,
+    rows: usize,
+    decode: impl Fn(usize, &mut [f32]) + Sync,
+) -> Array2<f32> {
+    let cols = x.ncols();
+    let mut y = Array2::<f32>::zeros((x.nrows(), rows));
+    y.axis_chunks_iter_mut(Axis(1), ROW_BLOCK)
+        .into_par_iter()
+        .enumerate()
+        .for_each(|(b, yblock)| {
+            let r0 = b * ROW_BLOCK;
+            let block = dense_block(r0, yblock.ncols(), cols, &decode);
+            gemm_f32_bt_seq(yblock, x, block.view());
+        });
+    y
+}
+
+fn dense_block(
+    r0: usize,
+    nr: usize,
+    cols: usize,
+    decode: &(impl Fn(usize, &mut [f32]) + Sync),
+) -> Array2<f32> {
+    let mut block = Array2::<f32>::zeros((nr, cols));
+    for (k, mut row) in block.axis_iter_mut(Axis(0)).enumerate() {
+        if let Some(s) = row.as_slice_mut() {
+            decode(r0 + k, s);
+        }
+    }
+    block
+}

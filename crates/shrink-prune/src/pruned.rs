@@ -5,7 +5,7 @@
 use ndarray::{Array2, ArrayView2, Axis};
 use rayon::prelude::*;
 use shrink_core::check::input_width;
-use shrink_core::linalg::gemm_f32_bt_seq;
+use shrink_core::linalg::{dense_from_rows, forward_by_row_blocks};
 use shrink_core::{Error, Mask, Reconstruct, Result, Storage};
 use shrink_pack::sparse::{self, Sparse24, ValueFormat};
 use shrink_quant::QuantizedMatrix;
@@ -112,8 +112,6 @@ impl MaskStructure for Mask {
 /// Densities at or below which [`Pruned::forward`] multiplies straight from
 /// the kept values instead of decoding row blocks for a dense GEMM.
 const SPARSE_FORWARD_DENSITY: f64 = 0.125;
-/// Rows decoded at a time by the block forward.
-const ROW_BLOCK: usize = 64;
 
 /// A pruned matrix: the mask and the kept values (row-major), stored in a
 /// [`ValueFormat`] (f16 by default: kept values are rounded to f16 when the
@@ -301,16 +299,7 @@ impl Reconstruct for Pruned {
 
     fn to_dense(&self) -> Array2<f32> {
         let (rows, cols) = self.shape();
-        let mut out = Array2::<f32>::zeros((rows, cols));
-        out.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, mut row)| {
-                if let Some(s) = row.as_slice_mut() {
-                    self.decode_row(i, s);
-                }
-            });
-        out
+        dense_from_rows(rows, cols, |i, row| self.decode_row(i, row))
     }
 
     /// `x W'^T` without building `W'`: at density <= 1/8 straight from the
@@ -338,22 +327,9 @@ impl Reconstruct for Pruned {
                 });
             return Ok(yt.t().as_standard_layout().into_owned());
         }
-        let mut y = Array2::<f32>::zeros((t, rows));
-        y.axis_chunks_iter_mut(Axis(1), ROW_BLOCK)
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(b, yblock)| {
-                let r0 = b * ROW_BLOCK;
-                let nr = yblock.ncols();
-                let mut wblock = Array2::<f32>::zeros((nr, cols));
-                for (k, mut row) in wblock.axis_iter_mut(Axis(0)).enumerate() {
-                    if let Some(s) = row.as_slice_mut() {
-                        self.decode_row(r0 + k, s);
-                    }
-                }
-                gemm_f32_bt_seq(yblock, x, wblock.view());
-            });
-        Ok(y)
+        Ok(forward_by_row_blocks(x, rows, |i, row| {
+            self.decode_row(i, row)
+        }))
     }
 
     fn storage(&self) -> Storage {
@@ -441,37 +417,16 @@ impl Reconstruct for SparseQuantized {
 
     fn to_dense(&self) -> Array2<f32> {
         let (rows, cols) = self.shape();
-        let mut out = Array2::<f32>::zeros((rows, cols));
-        out.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, mut row)| {
-                if let Some(s) = row.as_slice_mut() {
-                    self.decode_row(i, s);
-                }
-            });
-        out
+        dense_from_rows(rows, cols, |i, row| self.decode_row(i, row))
     }
 
     /// Decodes 64 rows at a time (masked) for one GEMM each.
     fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         let (rows, cols) = self.shape();
         input_width("forward input", x, cols)?;
-        let mut y = Array2::<f32>::zeros((x.nrows(), rows));
-        y.axis_chunks_iter_mut(Axis(1), ROW_BLOCK)
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(b, yblock)| {
-                let r0 = b * ROW_BLOCK;
-                let mut wblock = Array2::<f32>::zeros((yblock.ncols(), cols));
-                for (k, mut row) in wblock.axis_iter_mut(Axis(0)).enumerate() {
-                    if let Some(s) = row.as_slice_mut() {
-                        self.decode_row(r0 + k, s);
-                    }
-                }
-                gemm_f32_bt_seq(yblock, x, wblock.view());
-            });
-        Ok(y)
+        Ok(forward_by_row_blocks(x, rows, |i, row| {
+            self.decode_row(i, row)
+        }))
     }
 
     fn storage(&self) -> Storage {

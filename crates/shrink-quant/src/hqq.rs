@@ -83,10 +83,10 @@
 use crate::float::{round_to_bf16, round_to_f16};
 use crate::matrix::group_layout;
 use crate::spec::{Granularity, Grid, QuantSpec, ScaleFormat};
-use ndarray::{Array2, ArrayView2, Axis};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use shrink_core::check::{finite_matrix, input_width};
-use shrink_core::linalg::gemm_f32_bt_seq;
+use shrink_core::linalg::{dense_from_rows, forward_by_row_blocks};
 use shrink_core::{
     Compressed, Compressor, Context, Error, Mask, Reconstruct, Result, StageSpec, Storage,
 };
@@ -725,46 +725,21 @@ impl HqqMatrix {
     }
 }
 
-/// Rows decoded at a time by the fused forward.
-const ROW_BLOCK: usize = 64;
-
 impl Reconstruct for HqqMatrix {
     fn shape(&self) -> (usize, usize) {
         (self.rows, self.cols)
     }
 
     fn to_dense(&self) -> Array2<f32> {
-        let mut out = Array2::<f32>::zeros((self.rows, self.cols));
-        out.axis_iter_mut(Axis(0))
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(i, mut row)| {
-                if let Some(s) = row.as_slice_mut() {
-                    self.dequantize_row(i, s);
-                }
-            });
-        out
+        dense_from_rows(self.rows, self.cols, |i, row| self.dequantize_row(i, row))
     }
 
     /// `x W'^T` decoding 64 rows of `W'` at a time: the dense matrix is never built.
     fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
         input_width("forward input", x, self.cols)?;
-        let mut y = Array2::<f32>::zeros((x.nrows(), self.rows));
-        y.axis_chunks_iter_mut(Axis(1), ROW_BLOCK)
-            .into_par_iter()
-            .enumerate()
-            .for_each(|(b, yblock)| {
-                let r0 = b * ROW_BLOCK;
-                let nr = yblock.ncols();
-                let mut wblock = Array2::<f32>::zeros((nr, self.cols));
-                for (k, mut row) in wblock.axis_iter_mut(Axis(0)).enumerate() {
-                    if let Some(s) = row.as_slice_mut() {
-                        self.dequantize_row(r0 + k, s);
-                    }
-                }
-                gemm_f32_bt_seq(yblock, x, wblock.view());
-            });
-        Ok(y)
+        Ok(forward_by_row_blocks(x, self.rows, |i, row| {
+            self.dequantize_row(i, row)
+        }))
     }
 
     fn storage(&self) -> Storage {
