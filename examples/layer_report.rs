@@ -87,6 +87,14 @@ fn main() -> ExitCode {
                         }
                         rows.push(row);
                     }
+                    // A recipe that needs data this file lacks (Fisher
+                    // information for fwsvd) is skipped with the reason.
+                    Err(e @ shrink::core::Error::Stats { .. }) => {
+                        eprintln!(
+                            "\nskipped: {name} {}: {e}",
+                            shrink::core::Compressor::recipe(p)
+                        );
+                    }
                     Err(e) => {
                         eprintln!("error: {name} {}: {e}", shrink::core::Compressor::recipe(p));
                         return ExitCode::FAILURE;

@@ -116,6 +116,11 @@ fn demo(recipes: &[String], json: bool, seed: u64) -> Result<(), shrink_core::Er
                 / total,
             rel_weight_error: per.iter().map(|r| r.rel_weight_error).sum::<f64>() / k,
             rel_output_error: Some(per.iter().filter_map(|r| r.rel_output_error).sum::<f64>() / k),
+            rel_fisher_error: per
+                .iter()
+                .map(|r| r.rel_fisher_error)
+                .sum::<Option<f64>>()
+                .map(|f| f / k),
             seconds: per.iter().map(|r| r.seconds).sum(),
             density: per
                 .iter()

@@ -26,6 +26,15 @@ pub const METHODS: &[&str] = &[
     "wanda",
     "sparsegpt",
     "lift",
+    "svd",
+    "rsvd",
+    "fwsvd",
+    "svd-llm",
+    "asvd",
+    "qera",
+    "qera-approx",
+    "lqer",
+    "lorc",
 ];
 
 /// The recipes the reports run when none is given.
@@ -72,6 +81,20 @@ pub const KNOWN_RECIPES: &[&str] = &[
     "lift:r64:5%",
     "sparsegpt:50%:int4:g128:asym",
     "wanda:50%+rtn:int4:g128:asym",
+    "svd:r64",
+    "rsvd:r64",
+    "fwsvd:r64",
+    "fwsvd:r64:col",
+    "svd-llm:r64",
+    "asvd:r64",
+    "qera:r64",
+    "svd-llm:ratio0.5",
+    "rtn:int3:g128:asym+lorc:r32",
+    "rtn:int3:g128:asym+lqer:r32",
+    "rtn:int3:g128:asym+qera-approx:r32",
+    "rtn:int3:g128:asym+qera:r32",
+    "gptq:int3:g128:asym+qera:r32",
+    "hqq:int3:g64+qera:r32",
 ];
 
 /// Builds one stage's compressor.
@@ -81,6 +104,7 @@ pub fn build_stage(stage: &StageSpec) -> Result<Box<dyn Compressor>> {
         "gptq" => Ok(Box::new(Gptq::from_stage(stage)?)),
         "hqq" => Ok(Box::new(Hqq::from_stage(stage)?)),
         "magnitude" | "wanda" | "sparsegpt" | "lift" => shrink_prune::from_stage(stage),
+        m if shrink_lowrank::METHODS.contains(&m) => shrink_lowrank::from_stage(stage),
         other => Err(Error::Recipe {
             recipe: stage.to_string(),
             part: other.to_string(),

@@ -22,6 +22,10 @@ pub struct Row {
     pub rel_weight_error: f64,
     /// `tr((W-W') H (W-W')^T) / tr(W H W^T)`; `None` without statistics.
     pub rel_output_error: Option<f64>,
+    /// `sum F (W-W')^2 / sum F W^2` when the statistics carry Fisher
+    /// information; left out of the JSON otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rel_fisher_error: Option<f64>,
     /// Wall-clock seconds of the compression alone.
     pub seconds: f64,
     /// Fraction of weights kept, when the result is sparse (has a mask);
@@ -52,12 +56,19 @@ pub fn evaluate(
         Some(s) => Some(Objective::Output.relative(w, dense.view(), Some(s))?),
         None => None,
     };
+    let rel_fisher_error = match stats {
+        Some(s) if s.fisher().is_some() => {
+            Some(Objective::Fisher.relative(w, dense.view(), Some(s))?)
+        }
+        _ => None,
+    };
     Ok(Row {
         linear: linear.to_string(),
         recipe: pipeline.recipe(),
         bits_per_weight: c.storage().bits_per_weight(),
         rel_weight_error,
         rel_output_error,
+        rel_fisher_error,
         seconds,
         density: c.support().map(|m| m.density()),
     })
@@ -85,6 +96,7 @@ pub fn table(rows: &[Row]) -> String {
         .unwrap_or(6)
         .max(6);
     let dens = rows.iter().any(|r| r.density.is_some());
+    let fisher = rows.iter().any(|r| r.rel_fisher_error.is_some());
     let mut s = format!(
         "{:<lw$}  {:<rw$}  {:>8}  {:>11}  {:>11}  {:>8}",
         "linear", "recipe", "bits/w", "rel w err", "rel out err", "seconds"
@@ -92,8 +104,12 @@ pub fn table(rows: &[Row]) -> String {
     if dens {
         s.push_str(&format!("  {:>7}", "density"));
     }
+    if fisher {
+        s.push_str(&format!("  {:>11}", "rel F err"));
+    }
     s.push('\n');
-    let width = lw + rw + 8 + 11 + 11 + 8 + 10 + if dens { 9 } else { 0 };
+    let width =
+        lw + rw + 8 + 11 + 11 + 8 + 10 + if dens { 9 } else { 0 } + if fisher { 13 } else { 0 };
     s.push_str(&format!("{}\n", "-".repeat(width)));
     for r in rows {
         let out = r
@@ -108,6 +124,12 @@ pub fn table(rows: &[Row]) -> String {
                 .density
                 .map_or_else(|| "-".to_string(), |v| format!("{v:.4}"));
             s.push_str(&format!("  {d:>7}"));
+        }
+        if fisher {
+            let f = r
+                .rel_fisher_error
+                .map_or_else(|| "-".to_string(), |v| format!("{v:.5}"));
+            s.push_str(&format!("  {f:>11}"));
         }
         s.push('\n');
     }

@@ -5,7 +5,11 @@
 //! a typical init of `0.02`) with a few outlier input channels (x8);
 //! activations are correlated (a shared low-rank mixing on top of white
 //! noise) with a few outlier features (x20), as seen in real LLM layers.
-//! The calibration Gram matrix is accumulated from those activations.
+//! The calibration Gram matrix is accumulated from those activations, and an
+//! empirical Fisher information is attached: the sum over 8 batches of the
+//! squared gradients `(delta_b^T X_b)^2` of a squared loss whose output
+//! residuals `delta` are Gaussian with heavy-tailed per-output scales (so some
+//! outputs matter much more than others, as in real layers).
 
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -72,13 +76,37 @@ pub fn weights(shape: SynthShape, rng: &mut StdRng) -> Array2<f32> {
     w
 }
 
-/// A synthetic layer: weights and the statistics of seeded activations.
+/// An empirical Fisher information `(out x in)` for inputs `x`: the sum over
+/// 8 token batches of `(delta_b^T X_b)^2`, `delta` Gaussian with a
+/// Student-t scale per output feature.
+pub fn fisher(x: &Array2<f32>, out_features: usize, rng: &mut StdRng) -> Array2<f32> {
+    let t = StudentT::new(3.0f32).unwrap_or_else(|_| unreachable!());
+    let normal = Normal::new(0.0f32, 1.0).unwrap_or_else(|_| unreachable!());
+    let scale: Vec<f32> = (0..out_features)
+        .map(|_| t.sample(rng).abs() + 0.05)
+        .collect();
+    let tokens = x.nrows();
+    let batch = tokens.div_ceil(8).max(1);
+    let mut f = Array2::<f32>::zeros((out_features, x.ncols()));
+    for xb in x.axis_chunks_iter(ndarray::Axis(0), batch) {
+        let delta = Array2::from_shape_fn((xb.nrows(), out_features), |(_, i)| {
+            normal.sample(rng) * scale[i]
+        });
+        let g = delta.t().dot(&xb) / tokens as f32;
+        f += &g.mapv(|v| v * v);
+    }
+    f
+}
+
+/// A synthetic layer: weights and the statistics of seeded activations,
+/// with a synthetic Fisher information ([`fisher`]).
 pub fn layer(name: &str, shape: SynthShape, seed: u64) -> Result<SynthLayer> {
     let mut rng = StdRng::seed_from_u64(seed);
     let weight = weights(shape, &mut rng);
     let x = activations(shape, &mut rng);
     let mut stats = LayerStats::new(shape.in_features)?;
     stats.observe(x.view())?;
+    let stats = stats.with_fisher(fisher(&x, shape.out_features, &mut rng))?;
     Ok(SynthLayer {
         name: format!("{name} ({}x{})", shape.out_features, shape.in_features),
         weight,

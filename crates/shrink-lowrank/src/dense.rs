@@ -1,0 +1,333 @@
+//! Dense f64 factorizations the low-rank methods are built from: thin and
+//! randomized SVD, the symmetric eigendecomposition, Cholesky factors and
+//! triangular solves, all through faer with ndarray at the boundary.
+//!
+//! # Randomized SVD
+//!
+//! Halko, Martinsson and Tropp, "Finding structure with randomness"
+//! (SIAM Review 2011), algorithms 4.4 and 5.1: for a rank-`k` approximation of
+//! `M` (`m x n`) draw a Gaussian test matrix `Omega` (`n x l`, `l = k + p`
+//! with oversampling `p`), take an orthonormal basis `Q` of `M Omega`, refine
+//! it with `q` power iterations (`Q <- orth(M orth(M^T Q))`, re-orthonormalized
+//! at every half step), then the thin SVD of the small `Q^T M` (`l x n`) gives
+//! `M ~ (Q U_B) Sigma V^T`; the top `k` triplets are kept. The test matrix
+//! comes from a seeded generator, so the same seed gives the same bytes.
+//!
+//! # Determinism
+//!
+//! Every kernel runs on the current rayon pool through faer's parallel
+//! routines or `shrink_core::linalg`'s fixed-block products; the integration
+//! tests check that 1 and 2 threads give identical bytes.
+
+use faer::Par;
+use faer::diag::Diag;
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt::factor::{
+    LltRegularization, cholesky_in_place, cholesky_in_place_scratch,
+};
+use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
+use faer::linalg::svd::{ComputeSvdVectors, svd, svd_scratch};
+use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
+use ndarray::{Array2, ArrayView2, Axis};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+use shrink_core::interop::{as_faer, as_faer_mut};
+use shrink_core::linalg::matmul;
+use shrink_core::{Error, Result};
+
+fn par() -> Par {
+    Par::rayon(rayon::current_num_threads())
+}
+
+/// A (possibly truncated) singular value decomposition `M ~ U diag(s) V^T`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Svd {
+    /// Left singular vectors, `m x r`, orthonormal columns.
+    pub u: Array2<f64>,
+    /// Singular values, non-increasing, length `r`.
+    pub s: Vec<f64>,
+    /// Right singular vectors, `n x r`, orthonormal columns.
+    pub v: Array2<f64>,
+}
+
+impl Svd {
+    /// Keeps the first `k` triplets (no-op when `k >= r`).
+    pub fn truncate(mut self, k: usize) -> Self {
+        let k = k.min(self.s.len());
+        self.s.truncate(k);
+        self.u = self.u.slice_move(ndarray::s![.., ..k]);
+        self.v = self.v.slice_move(ndarray::s![.., ..k]);
+        self
+    }
+
+    /// `U diag(s) V^T` as a dense matrix.
+    pub fn to_dense(&self) -> Array2<f64> {
+        let mut us = self.u.clone();
+        for (mut col, &s) in us.axis_iter_mut(Axis(1)).zip(&self.s) {
+            col.mapv_inplace(|x| x * s);
+        }
+        matmul(us.view(), self.v.t())
+    }
+}
+
+fn check_finite(what: &str, a: ArrayView2<'_, f64>) -> Result<()> {
+    if let Some(((i, j), v)) = a.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: what.into(),
+            position: format!("row {i}, column {j}"),
+            value: v.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// The thin SVD of `a` (`r = min(m, n)` triplets, singular values
+/// non-increasing).
+///
+/// # Errors
+///
+/// [`Error::Empty`] for an empty matrix, [`Error::NonFinite`] for NaN or
+/// infinite entries, [`Error::InvalidArgument`] if the iteration does not
+/// converge.
+pub fn thin_svd(a: ArrayView2<'_, f64>) -> Result<Svd> {
+    let (m, n) = a.dim();
+    if m == 0 || n == 0 {
+        return Err(Error::Empty {
+            what: "matrix to decompose".into(),
+        });
+    }
+    check_finite("matrix to decompose", a)?;
+    let r = m.min(n);
+    let mut u = Array2::<f64>::zeros((m, r));
+    let mut v = Array2::<f64>::zeros((n, r));
+    let mut s = Diag::<f64>::zeros(r);
+    let par = par();
+    let mut mem = MemBuffer::new(svd_scratch::<f64>(
+        m,
+        n,
+        ComputeSvdVectors::Thin,
+        ComputeSvdVectors::Thin,
+        par,
+        Default::default(),
+    ));
+    svd(
+        as_faer(a),
+        s.as_mut(),
+        Some(as_faer_mut(u.view_mut())),
+        Some(as_faer_mut(v.view_mut())),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| Error::invalid("SVD", format!("did not converge ({e:?})")))?;
+    let s: Vec<f64> = s.column_vector().iter().copied().collect();
+    Ok(Svd { u, s, v })
+}
+
+/// The singular values of `a`, non-increasing.
+///
+/// # Errors
+///
+/// As [`thin_svd`].
+pub fn singular_values(a: ArrayView2<'_, f64>) -> Result<Vec<f64>> {
+    let (m, n) = a.dim();
+    if m == 0 || n == 0 {
+        return Err(Error::Empty {
+            what: "matrix to decompose".into(),
+        });
+    }
+    check_finite("matrix to decompose", a)?;
+    let r = m.min(n);
+    let mut s = Diag::<f64>::zeros(r);
+    let par = par();
+    let mut mem = MemBuffer::new(svd_scratch::<f64>(
+        m,
+        n,
+        ComputeSvdVectors::No,
+        ComputeSvdVectors::No,
+        par,
+        Default::default(),
+    ));
+    svd(
+        as_faer(a),
+        s.as_mut(),
+        None,
+        None,
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| Error::invalid("SVD", format!("did not converge ({e:?})")))?;
+    Ok(s.column_vector().iter().copied().collect())
+}
+
+/// Rank-`k` truncated SVD of `a` through the full thin SVD.
+///
+/// # Errors
+///
+/// As [`thin_svd`].
+pub fn truncated_svd(a: ArrayView2<'_, f64>, k: usize) -> Result<Svd> {
+    Ok(thin_svd(a)?.truncate(k))
+}
+
+/// Settings of the randomized SVD (see the module documentation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Randomized {
+    /// Oversampling `p` (extra test vectors beyond the rank).
+    pub oversample: usize,
+    /// Power iterations `q`.
+    pub power_iters: usize,
+}
+
+impl Default for Randomized {
+    /// `p = 10`, `q = 2`.
+    fn default() -> Self {
+        Self {
+            oversample: 10,
+            power_iters: 2,
+        }
+    }
+}
+
+/// An orthonormal basis of the column space of `y` (its left singular
+/// vectors; robust to the near-dependent columns power iterations produce).
+fn orthonormal_basis(y: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+    Ok(thin_svd(y)?.u)
+}
+
+/// Rank-`k` randomized SVD of `a` (Halko et al.), seeded.
+///
+/// `k` is clamped to `min(m, n)`; the sketch width `k + p` too.
+///
+/// # Errors
+///
+/// As [`thin_svd`]; [`Error::InvalidArgument`] for `k == 0`.
+pub fn randomized_svd(a: ArrayView2<'_, f64>, k: usize, cfg: Randomized, seed: u64) -> Result<Svd> {
+    let (m, n) = a.dim();
+    if m == 0 || n == 0 {
+        return Err(Error::Empty {
+            what: "matrix to decompose".into(),
+        });
+    }
+    if k == 0 {
+        return Err(Error::invalid("rank", "must be at least 1"));
+    }
+    check_finite("matrix to decompose", a)?;
+    let r = m.min(n);
+    let k = k.min(r);
+    let l = (k + cfg.oversample).min(r);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let omega = Array2::from_shape_simple_fn((n, l), || StandardNormal.sample(&mut rng));
+    let mut q = orthonormal_basis(matmul(a, omega.view()).view())?;
+    for _ in 0..cfg.power_iters {
+        let z = orthonormal_basis(matmul(a.t(), q.view()).view())?;
+        q = orthonormal_basis(matmul(a, z.view()).view())?;
+    }
+    let b = matmul(q.t(), a);
+    let small = thin_svd(b.view())?;
+    let u = matmul(q.view(), small.u.view());
+    Ok(Svd {
+        u,
+        s: small.s,
+        v: small.v,
+    }
+    .truncate(k))
+}
+
+/// Symmetric eigendecomposition `R = V diag(lambda) V^T` (eigenvalues
+/// non-decreasing) of the symmetric part of `r`.
+///
+/// # Errors
+///
+/// [`Error::Shape`] for a non-square matrix, [`Error::NonFinite`],
+/// [`Error::InvalidArgument`] if the iteration does not converge.
+pub fn sym_eigen(r: ArrayView2<'_, f64>) -> Result<(Vec<f64>, Array2<f64>)> {
+    let n = square("symmetric matrix", r)?;
+    check_finite("symmetric matrix", r)?;
+    let sym = symmetrize(r);
+    let mut v = Array2::<f64>::zeros((n, n));
+    let mut s = Diag::<f64>::zeros(n);
+    let par = par();
+    let mut mem = MemBuffer::new(self_adjoint_evd_scratch::<f64>(
+        n,
+        ComputeEigenvectors::Yes,
+        par,
+        Default::default(),
+    ));
+    self_adjoint_evd(
+        as_faer(sym.view()),
+        s.as_mut(),
+        Some(as_faer_mut(v.view_mut())),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .map_err(|e| Error::invalid("eigendecomposition", format!("did not converge ({e:?})")))?;
+    Ok((s.column_vector().iter().copied().collect(), v))
+}
+
+fn square(what: &str, r: ArrayView2<'_, f64>) -> Result<usize> {
+    let n = r.nrows();
+    if n == 0 || r.ncols() != n {
+        return Err(Error::shape(
+            what,
+            "square and non-empty",
+            format!("{}x{}", r.nrows(), r.ncols()),
+        ));
+    }
+    Ok(n)
+}
+
+/// `(R + R^T) / 2`.
+pub fn symmetrize(r: ArrayView2<'_, f64>) -> Array2<f64> {
+    let mut s = r.to_owned();
+    let n = s.nrows();
+    for i in 0..n {
+        for j in 0..i {
+            let v = 0.5 * (r[(i, j)] + r[(j, i)]);
+            s[(i, j)] = v;
+            s[(j, i)] = v;
+        }
+    }
+    s
+}
+
+/// The lower Cholesky factor `L` of a symmetric matrix (`R = L L^T`, read
+/// from the symmetric part), or `None` when a pivot is not positive.
+///
+/// # Errors
+///
+/// [`Error::Shape`] and [`Error::NonFinite`] for bad input.
+pub fn cholesky_lower(r: ArrayView2<'_, f64>) -> Result<Option<Array2<f64>>> {
+    let n = square("symmetric matrix", r)?;
+    check_finite("symmetric matrix", r)?;
+    let mut l = symmetrize(r);
+    let par = par();
+    let mut mem = MemBuffer::new(cholesky_in_place_scratch::<f64>(n, par, Default::default()));
+    let ok = cholesky_in_place(
+        as_faer_mut(l.view_mut()),
+        LltRegularization::default(),
+        par,
+        MemStack::new(&mut mem),
+        Default::default(),
+    )
+    .is_ok();
+    if !ok {
+        return Ok(None);
+    }
+    for i in 0..n {
+        for j in i + 1..n {
+            l[(i, j)] = 0.0;
+        }
+    }
+    if l.iter().any(|v| !v.is_finite()) {
+        return Ok(None);
+    }
+    Ok(Some(l))
+}
+
+/// Solves `L^T X = B` in place for a lower triangular `L` (so `X = L^{-T} B`).
+pub fn solve_lower_transpose_in_place(l: ArrayView2<'_, f64>, b: &mut Array2<f64>) {
+    solve_upper_triangular_in_place(as_faer(l).transpose(), as_faer_mut(b.view_mut()), par());
+}
