@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! svd:r64            plain truncated SVD            [W]_k
-//! rsvd:r64           the same by randomized SVD     (p10, q2 by default)
+//! rsvd:r64           the same by randomized SVD     (q2, p = max(10, k/2) by default)
 //! fwsvd:r64[:col]    Fisher-weighted SVD            output side (row) or input side (col)
 //! svd-llm:r64        truncation-aware whitening     [W L]_k L^{-1}, L = cholesky(R)
 //! asvd:r64[:a0.5]    activation-aware scaling       [W S]_k S^{-1}, S = diag(mean|x|^a)
@@ -272,8 +272,8 @@ impl LowRank {
                 a.push("rand".into());
             }
             let d = Randomized::default();
-            if cfg.oversample != d.oversample {
-                a.push(format!("p{}", cfg.oversample));
+            if let Some(p) = cfg.oversample {
+                a.push(format!("p{p}"));
             }
             if cfg.power_iters != d.power_iters {
                 a.push(format!("q{}", cfg.power_iters));
@@ -421,7 +421,7 @@ impl LowRank {
         let solver = if randomized {
             let d = Randomized::default();
             Solver::Randomized(Randomized {
-                oversample: oversample.unwrap_or(d.oversample),
+                oversample: oversample.or(d.oversample),
                 power_iters: power.unwrap_or(d.power_iters),
             })
         } else {
