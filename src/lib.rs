@@ -28,6 +28,7 @@
 
 pub use shrink_core as core;
 pub use shrink_core::{Error, Result};
+pub use shrink_lowrank as lowrank;
 pub use shrink_pack as pack;
 pub use shrink_prune as prune;
 pub use shrink_quant as quant;
@@ -39,6 +40,7 @@ pub mod prelude {
         Compose, Compressed, Compressor, Context, Dense, LayerFile, LayerStats, Mask, Objective,
         Pipeline, Recipe, Reconstruct, Storage,
     };
+    pub use shrink_lowrank::{LowRank, LowRankMatrix, Method as LowRankMethod, Rank};
     pub use shrink_quant::{Granularity, Grid, QuantSpec, QuantizedMatrix, Rtn, ScaleFormat};
 }
 
