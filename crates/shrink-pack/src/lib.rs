@@ -12,6 +12,8 @@
 //!   values, and compressed-tensors' `sparse-24-bitmask` layout for 2:4.
 //! - [`ternary`]: trits in {-1, 0, 1}, five per byte in base 3 (1.6 bits per
 //!   trit).
+//! - [`gguf`]: ggml block types and whole GGUF v3 files ([`gguf::GgufWriter`],
+//!   memory-mapped [`gguf::GgufFile`]).
 //!
 //! Every function validates its input and returns a [`shrink_core::Error`]
 //! instead of panicking: bad arguments are [`shrink_core::Error::InvalidArgument`],

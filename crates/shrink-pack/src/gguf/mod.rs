@@ -58,6 +58,10 @@
 //! the little-endian `u32` `qh` (bit `j` for element `j`). The K-quant
 //! packings are described in the submodule [`kquants`].
 //!
+//! Whole GGUF v3 files (metadata, tensor infos, alignment) are written by
+//! [`GgufWriter`] and read, memory-mapped and validated, by [`GgufFile`]
+//! (submodule [`file`]).
+//!
 //! # Example
 //!
 //! ```
@@ -77,8 +81,11 @@ use std::str::FromStr;
 
 use shrink_core::{Error, Result};
 
+pub mod file;
 pub mod kquants;
 pub mod legacy;
+
+pub use file::{GgmlType, GgufFile, GgufHeader, GgufWriter, MetaType, MetaValue, TensorInfo};
 
 /// A ggml tensor type this module can quantize and dequantize.
 ///
