@@ -14,6 +14,8 @@
 //!   trit).
 //! - [`gguf`]: ggml block types and whole GGUF v3 files ([`gguf::GgufWriter`],
 //!   memory-mapped [`gguf::GgufFile`]).
+//! - [`safetensors_io`]: safetensors files and sharded model folders,
+//!   memory-mapped, and a writer.
 //!
 //! Every function validates its input and returns a [`shrink_core::Error`]
 //! instead of panicking: bad arguments are [`shrink_core::Error::InvalidArgument`],
@@ -24,5 +26,6 @@
 pub mod bits;
 pub mod gguf;
 pub mod qmatrix;
+pub mod safetensors_io;
 pub mod sparse;
 pub mod ternary;
