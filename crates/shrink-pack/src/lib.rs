@@ -16,6 +16,9 @@
 //!   memory-mapped [`gguf::GgufFile`]).
 //! - [`safetensors_io`]: safetensors files and sharded model folders,
 //!   memory-mapped, and a writer.
+//! - [`compressed_tensors`]: vLLM / llm-compressor checkpoints
+//!   (`pack-quantized`, `float-quantized`, `nvfp4-pack-quantized`,
+//!   `sparse-24-bitmask`, `config.json`), written and read back.
 //!
 //! Every function validates its input and returns a [`shrink_core::Error`]
 //! instead of panicking: bad arguments are [`shrink_core::Error::InvalidArgument`],
@@ -24,6 +27,7 @@
 #![deny(unsafe_code)]
 
 pub mod bits;
+pub mod compressed_tensors;
 pub mod gguf;
 pub mod qmatrix;
 pub mod safetensors_io;
