@@ -429,3 +429,43 @@ fn bad_inputs_are_typed_errors() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+mod hostile {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(40))]
+
+        /// Golden files with random bytes changed: opening and decompressing
+        /// every module gives values or typed errors, never a panic.
+        #[test]
+        fn mutated_golden_files_never_panic(
+            case in proptest::sample::select(vec![
+                "w4a16-int-asym-g128", "w8a16-int-sym-channel", "fp8-channel", "nvfp4",
+                "sparse-24-bitmask-fp8-channel",
+            ]),
+            edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            in_header in any::<bool>(),
+        ) {
+            let mut b = golden_bytes(case);
+            let header = 8 + u64::from_le_bytes(b[..8].try_into().unwrap()) as usize;
+            for (i, v) in edits {
+                let k = if in_header { i.index(header) } else { header + i.index(b.len() - header) };
+                b[k] = v;
+            }
+            let dir = std::env::temp_dir().join(format!("shrink-ct-fuzz-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::copy(data().join(case).join("config.json"), dir.join("config.json")).unwrap();
+            std::fs::write(dir.join("model.safetensors"), &b).unwrap();
+            if let Ok(m) = CompressedModel::open(&dir) {
+                let names: Vec<String> = m.modules().keys().cloned().collect();
+                for p in names {
+                    let _ = m.decompress(&p);
+                    let _ = m.quantized_matrix(&p);
+                }
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+    }
+}

@@ -342,6 +342,8 @@ fn hostile_headers_are_typed_errors() {
     expect_corrupt(t(&[1, 1, 1, 1, 1], 0, 0, 64), "dims");
     expect_corrupt(t(&[u64::MAX, 2], 0, 0, 64), "overflows");
     expect_corrupt(t(&[1 << 32, 1 << 32], 0, 0, 64), "overflows");
+    expect_corrupt(t(&[0, u64::MAX], 0, 0, 64), "overflows");
+    expect_corrupt(t(&[1 << 63, 0], 0, 0, 64), "overflows");
     expect_corrupt(t(&[1 << 40], 0, 0, 64), "outside the file");
     expect_corrupt(t(&[16], 2, 0, 64), "block size");
     expect_corrupt(t(&[4], 0, 8, 64), "alignment");

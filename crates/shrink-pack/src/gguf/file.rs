@@ -786,7 +786,12 @@ impl GgufWriter {
     }
 }
 
+/// The product of `dims`, when every dim and the product fit ggml's
+/// `int64_t` (a zero dim must not hide a huge one).
 fn element_count(dims: &[u64]) -> Option<u64> {
+    if dims.iter().any(|&d| d > i64::MAX as u64) {
+        return None;
+    }
     dims.iter()
         .try_fold(1u64, |a, &d| a.checked_mul(d))
         .filter(|&n| n <= i64::MAX as u64)
