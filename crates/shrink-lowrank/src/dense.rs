@@ -19,15 +19,22 @@
 //! routines or `shrink_core::linalg`'s fixed-block products; the integration
 //! tests check that 1 and 2 threads give identical bytes.
 
-use faer::Par;
 use faer::diag::Diag;
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::{
     LltRegularization, cholesky_in_place, cholesky_in_place_scratch,
 };
 use faer::linalg::evd::{ComputeEigenvectors, self_adjoint_evd, self_adjoint_evd_scratch};
+use faer::linalg::householder::{
+    apply_block_householder_sequence_on_the_left_in_place_scratch,
+    apply_block_householder_sequence_on_the_left_in_place_with_conj,
+};
+use faer::linalg::qr::no_pivoting::factor::{
+    qr_in_place, qr_in_place_scratch, recommended_block_size,
+};
 use faer::linalg::svd::{ComputeSvdVectors, svd, svd_scratch};
 use faer::linalg::triangular_solve::solve_upper_triangular_in_place;
+use faer::{Conj, Par};
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -193,10 +200,64 @@ impl Default for Randomized {
     }
 }
 
-/// An orthonormal basis of the column space of `y` (its left singular
-/// vectors; robust to the near-dependent columns power iterations produce).
+/// An orthonormal basis `Q` (`m x l`, `l = min(m, cols)`) whose span
+/// contains the columns of `y`: the thin `Q` of a Householder QR
+/// factorization (orthonormal to working precision even when the columns of
+/// `y` are nearly dependent, as power iterations make them).
 fn orthonormal_basis(y: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
-    Ok(thin_svd(y)?.u)
+    let (m, n) = y.dim();
+    if m == 0 || n == 0 {
+        return Err(Error::Empty {
+            what: "sketch".into(),
+        });
+    }
+    check_finite("sketch", y)?;
+    let size = m.min(n);
+    let par = par();
+    let bs = recommended_block_size::<f64>(m, n);
+    let mut qr = y.to_owned();
+    let mut coeff = Array2::<f64>::zeros((bs, size));
+    {
+        let mut mem = MemBuffer::new(qr_in_place_scratch::<f64>(
+            m,
+            n,
+            bs,
+            par,
+            Default::default(),
+        ));
+        qr_in_place(
+            as_faer_mut(qr.view_mut()),
+            as_faer_mut(coeff.view_mut()),
+            par,
+            MemStack::new(&mut mem),
+            Default::default(),
+        );
+    }
+    // The Householder vectors: the part of the factored matrix below the
+    // diagonal, with a unit diagonal and zeros above it.
+    let mut basis = qr.slice(ndarray::s![.., ..size]).to_owned();
+    for j in 0..size {
+        for i in 0..j {
+            basis[(i, j)] = 0.0;
+        }
+        basis[(j, j)] = 1.0;
+    }
+    let mut q = Array2::<f64>::zeros((m, size));
+    for i in 0..size {
+        q[(i, i)] = 1.0;
+    }
+    let mut mem = MemBuffer::new(
+        apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(m, bs, size),
+    );
+    apply_block_householder_sequence_on_the_left_in_place_with_conj(
+        as_faer(basis.view()),
+        as_faer(coeff.view()),
+        Conj::No,
+        as_faer_mut(q.view_mut()),
+        par,
+        MemStack::new(&mut mem),
+    );
+    Ok(q)
 }
 
 /// Rank-`k` randomized SVD of `a` (Halko et al.), seeded.
@@ -228,6 +289,62 @@ pub fn randomized_svd(a: ArrayView2<'_, f64>, k: usize, cfg: Randomized, seed: u
         let z = orthonormal_basis(matmul(a.t(), q.view()).view())?;
         q = orthonormal_basis(matmul(a, z.view()).view())?;
     }
+    let b = matmul(q.t(), a);
+    let small = thin_svd(b.view())?;
+    let u = matmul(q.view(), small.u.view());
+    Ok(Svd {
+        u,
+        s: small.s,
+        v: small.v,
+    }
+    .truncate(k))
+}
+
+/// Rank-`k` SVD by the randomized block Krylov method (Musco and Musco,
+/// NeurIPS 2015): the Rayleigh-Ritz projection onto the whole Krylov space
+/// `[M Omega, (M M^T) M Omega, ..., (M M^T)^q M Omega]` (each block
+/// re-orthonormalized), which for the same number of products converges much
+/// faster than subspace iteration on flat spectra. Seeded.
+///
+/// # Errors
+///
+/// As [`randomized_svd`].
+pub fn block_krylov_svd(
+    a: ArrayView2<'_, f64>,
+    k: usize,
+    cfg: Randomized,
+    seed: u64,
+) -> Result<Svd> {
+    let (m, n) = a.dim();
+    if m == 0 || n == 0 {
+        return Err(Error::Empty {
+            what: "matrix to decompose".into(),
+        });
+    }
+    if k == 0 {
+        return Err(Error::invalid("rank", "must be at least 1"));
+    }
+    check_finite("matrix to decompose", a)?;
+    let r = m.min(n);
+    let k = k.min(r);
+    let p = cfg.oversample.unwrap_or((k / 2).max(10));
+    let l = (k + p).min(r);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let omega = Array2::from_shape_simple_fn((n, l), || StandardNormal.sample(&mut rng));
+    let mut y = orthonormal_basis(matmul(a, omega.view()).view())?;
+    let mut blocks = vec![y.clone()];
+    for _ in 0..cfg.power_iters {
+        if blocks.len() * l >= r {
+            break;
+        }
+        let z = orthonormal_basis(matmul(a.t(), y.view()).view())?;
+        y = orthonormal_basis(matmul(a, z.view()).view())?;
+        blocks.push(y.clone());
+    }
+    let views: Vec<_> = blocks.iter().map(|b| b.view()).collect();
+    let krylov = ndarray::concatenate(Axis(1), &views)
+        .map_err(|e| Error::invalid("Krylov space", e.to_string()))?;
+    let q = orthonormal_basis(krylov.view())?;
     let b = matmul(q.t(), a);
     let small = thin_svd(b.view())?;
     let u = matmul(q.view(), small.u.view());

@@ -43,6 +43,8 @@
 
 pub mod dense;
 pub mod form;
+#[cfg(feature = "lapack")]
+pub mod lapack;
 pub mod method;
 pub mod scaled;
 pub mod whiten;

@@ -15,9 +15,12 @@
 //! Every method takes a rank `r<k>` or a parameter budget `ratio<rho>`: the
 //! fraction of the `m n` parameters removed, `k = floor(m n (1 - rho) /
 //! (m + n))` as SVD-LLM defines it (`ratio0.5` keeps half). A rank above
-//! `min(m, n)` is clamped to it. Optional arguments: `rand` (randomized SVD,
-//! with `p<N>` oversampling and `q<N>` power iterations), and the stored
-//! precision `f16` (default), `bf16` or `f32`.
+//! `min(m, n)` is clamped to it. Optional arguments: `rand` (randomized SVD by
+//! subspace iteration, `q2` power iterations by default) or `krylov`
+//! (randomized block Krylov, `q6` blocks by default; far more accurate than
+//! `rand` for the same work on flat spectra such as quantization errors),
+//! both with `p<N>` oversampling (default `max(10, k/2)`) and `q<N>`, and the
+//! stored precision `f16` (default), `bf16` or `f32`.
 //!
 //! In a pipeline the stages fit the residual of the stages before them, so
 //! `rtn:int3:g128:asym+qera:r32` is `W' = Q + A B` with `A B` fitted to
@@ -27,7 +30,7 @@
 
 use crate::dense::Randomized;
 use crate::form::{LowRankMatrix, Precision};
-use crate::scaled::{Factors, Scaling, Solver, approximate};
+use crate::scaled::{Factors, KRYLOV_DEPTH, Scaling, Solver, approximate};
 use crate::whiten::{
     Side, asvd_scale, fisher_weights, lqer_scale, qera_approx_scale, svd_llm_whitening, sym_sqrt,
 };
@@ -267,15 +270,24 @@ impl LowRank {
             Method::Qera(Whitening::Cholesky) => a.push("chol".into()),
             _ => {}
         }
-        if let Solver::Randomized(cfg) = self.solver {
-            if self.method != Method::Svd {
-                a.push("rand".into());
+        let sketch = match self.solver {
+            Solver::Exact => None,
+            Solver::Randomized(cfg) => {
+                if self.method != Method::Svd {
+                    a.push("rand".into());
+                }
+                Some((cfg, Randomized::default().power_iters))
             }
-            let d = Randomized::default();
+            Solver::Krylov(cfg) => {
+                a.push("krylov".into());
+                Some((cfg, KRYLOV_DEPTH))
+            }
+        };
+        if let Some((cfg, default_q)) = sketch {
             if let Some(p) = cfg.oversample {
                 a.push(format!("p{p}"));
             }
-            if cfg.power_iters != d.power_iters {
+            if cfg.power_iters != default_q {
                 a.push(format!("q{}", cfg.power_iters));
             }
         }
@@ -340,6 +352,7 @@ impl LowRank {
             ));
         };
         let mut randomized = stage.method == "rsvd";
+        let mut krylov = false;
         let mut oversample: Option<usize> = None;
         let mut power: Option<usize> = None;
         let mut precision: Option<Precision> = None;
@@ -359,7 +372,17 @@ impl LowRank {
                 }
                 ("rand", _) => {
                     dup(randomized)?;
+                    if krylov {
+                        return Err(stage.error(a, "choose one of rand and krylov"));
+                    }
                     randomized = true;
+                }
+                ("krylov", _) => {
+                    dup(krylov)?;
+                    if randomized {
+                        return Err(stage.error(a, "choose one of rand and krylov"));
+                    }
+                    krylov = true;
                 }
                 ("row" | "col", Method::Fwsvd(side)) => {
                     dup(variant)?;
@@ -399,7 +422,7 @@ impl LowRank {
                     return Err(stage.error(
                         a,
                         format!(
-                            "unknown argument for {} (known: rand, p<N>, q<N>, f16, bf16, f32{})",
+                            "unknown argument for {} (known: rand, krylov, p<N>, q<N>, f16, bf16, f32{})",
                             stage.method,
                             match method {
                                 Method::Fwsvd(_) => ", row, col",
@@ -412,17 +435,21 @@ impl LowRank {
                 }
             }
         }
-        if !randomized && (oversample.is_some() || power.is_some()) {
+        if !randomized && !krylov && (oversample.is_some() || power.is_some()) {
             return Err(stage.error(
                 stage.to_string(),
-                "p<N> and q<N> set the randomized solver; add `rand` (or use rsvd)",
+                "p<N> and q<N> set a randomized solver; add `rand` or `krylov` (or use rsvd)",
             ));
         }
         let solver = if randomized {
-            let d = Randomized::default();
             Solver::Randomized(Randomized {
-                oversample: oversample.or(d.oversample),
-                power_iters: power.unwrap_or(d.power_iters),
+                oversample,
+                power_iters: power.unwrap_or(Randomized::default().power_iters),
+            })
+        } else if krylov {
+            Solver::Krylov(Randomized {
+                oversample,
+                power_iters: power.unwrap_or(KRYLOV_DEPTH),
             })
         } else {
             Solver::Exact

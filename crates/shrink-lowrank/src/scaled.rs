@@ -23,7 +23,8 @@
 //! solves or through the eigendecomposition, never by an explicit inverse.
 
 use crate::dense::{
-    Randomized, Svd, randomized_svd, solve_lower_transpose_in_place, truncated_svd,
+    Randomized, Svd, block_krylov_svd, randomized_svd, solve_lower_transpose_in_place,
+    truncated_svd,
 };
 use ndarray::{Array2, ArrayView2, Axis};
 use shrink_core::linalg::matmul;
@@ -35,8 +36,26 @@ pub enum Solver {
     /// Full thin SVD through faer, then truncation (exact).
     #[default]
     Exact,
-    /// Randomized SVD (Halko et al.), seeded from the compression context.
+    /// Randomized SVD (Halko et al.: subspace iteration), seeded from the
+    /// compression context.
     Randomized(Randomized),
+    /// Randomized block Krylov SVD (Musco and Musco 2015) with `power_iters`
+    /// Krylov blocks after the first ([`KRYLOV_DEPTH`] by default): the
+    /// accurate fast solver for flat spectra such as quantization errors.
+    Krylov(Randomized),
+}
+
+/// Default number of Krylov blocks after the first for [`Solver::Krylov`].
+pub const KRYLOV_DEPTH: usize = 6;
+
+impl Solver {
+    /// The block Krylov solver with its defaults.
+    pub fn krylov() -> Self {
+        Solver::Krylov(Randomized {
+            oversample: None,
+            power_iters: KRYLOV_DEPTH,
+        })
+    }
 }
 
 /// A scaling of the approximation problem (see the module documentation).
@@ -242,6 +261,7 @@ pub fn approximate(
     let svd = match solver {
         Solver::Exact => truncated_svd(scaled.view(), k)?,
         Solver::Randomized(cfg) => randomized_svd(scaled.view(), k, cfg, seed)?,
+        Solver::Krylov(cfg) => block_krylov_svd(scaled.view(), k, cfg, seed)?,
     };
     Ok(scaling.unscale(svd))
 }

@@ -474,3 +474,62 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn sketch_bases_are_orthonormal() {
+    // A nearly rank-deficient sketch: the randomized SVD still returns
+    // orthonormal singular vectors and reconstructs a low-rank matrix.
+    let sigma: Vec<f64> = (0..60).map(|i| 1e-3f64.powi(i / 10)).collect();
+    let a = with_spectrum(80, 60, &sigma, 4);
+    for svd in [
+        randomized_svd(a.view(), 12, Randomized::default(), 1).unwrap(),
+        shrink_lowrank::dense::block_krylov_svd(a.view(), 12, Randomized::default(), 1).unwrap(),
+    ] {
+        let utu = svd.u.t().dot(&svd.u);
+        let vtv = svd.v.t().dot(&svd.v);
+        for i in 0..12 {
+            for j in 0..12 {
+                let id = if i == j { 1.0 } else { 0.0 };
+                assert!(
+                    (utu[(i, j)] - id).abs() < 1e-10,
+                    "U^T U ({i}, {j}) = {}",
+                    utu[(i, j)]
+                );
+                assert!(
+                    (vtv[(i, j)] - id).abs() < 1e-10,
+                    "V^T V ({i}, {j}) = {}",
+                    vtv[(i, j)]
+                );
+            }
+        }
+        for (x, y) in svd.s.iter().zip(&sigma) {
+            assert!((x - y).abs() <= 1e-9 * sigma[0], "{x} vs {y}");
+        }
+    }
+}
+
+#[test]
+fn block_krylov_reaches_the_exact_optimum_on_a_quantization_error() {
+    // A quantization error has a flat spectrum, the hard case for sketches.
+    let (w, stats) = fixture();
+    let q = shrink_quant::Rtn::from_stage(&"rtn:int3:g128:asym".parse().unwrap()).unwrap();
+    let e = &w - &q.compress(w.view(), &Context::default()).unwrap().to_dense();
+    let r = stats.gram() / stats.count() as f64;
+    let ctx = Context::with_stats(&stats);
+    let obj = |text: &str| {
+        let f = stage(text).fit(e.view(), &ctx).unwrap();
+        output_error(f64m(&e).view(), f.to_dense().view(), &r)
+    };
+    let exact = obj("qera:r32");
+    let krylov = obj("qera:r32:chol:krylov");
+    let rand = obj("qera:r32:chol:rand");
+    assert!(krylov >= exact * (1.0 - 1e-9));
+    assert!(krylov <= exact * (1.0 + 1e-4), "krylov {krylov} vs exact {exact}");
+    assert!(krylov <= rand, "krylov {krylov} should beat subspace iteration {rand}");
+    assert_eq!(stage("qera:r32:krylov:q4:p8").recipe(), "qera:r32:krylov:p8:q4");
+    assert_eq!(stage("svd:r32:krylov").recipe(), "svd:r32:krylov");
+    for bad in ["svd:r8:rand:krylov", "svd:r8:krylov:krylov", "rsvd:r8:krylov"] {
+        let s: StageSpec = bad.parse().unwrap();
+        assert!(matches!(LowRank::from_stage(&s), Err(Error::Recipe { .. })), "{bad}");
+    }
+}

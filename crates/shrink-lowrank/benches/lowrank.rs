@@ -1,0 +1,80 @@
+//! Low-rank benches on a random N x N problem (the reference's timing
+//! problem: `W = 0.02 G`, `R = A A^T / N + 0.01 I`).
+//!
+//! ```text
+//! cargo bench -p shrink-lowrank --bench lowrank                     # N = 512
+//! SHRINK_BENCH_N=4096 cargo bench -p shrink-lowrank --features lapack --bench lowrank
+//! ```
+//!
+//! Groups: `svd` (faer's thin SVD, LAPACK's `gesdd` with the `lapack`
+//! feature, and the randomized rank-N/16 SVD) and `qera_r32` (QERA-exact by
+//! the symmetric square root and full SVD, and by the Cholesky factor and the
+//! block Krylov SVD). For the same comparison against the NumPy reference in
+//! one run, see `examples/lowrank_speed.rs`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
+use shrink_core::linalg::matmul;
+use shrink_core::{Context, LayerStats};
+use shrink_lowrank::dense::{randomized_svd, thin_svd};
+use shrink_lowrank::{LowRank, Method, Randomized, Rank, Solver, Whitening};
+use std::hint::black_box;
+use std::time::Duration;
+
+fn size() -> usize {
+    std::env::var("SHRINK_BENCH_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(512)
+}
+
+fn problem(n: usize) -> (Array2<f64>, LayerStats) {
+    let mut rng = StdRng::seed_from_u64(0);
+    let mut g = || -> f64 { StandardNormal.sample(&mut rng) };
+    let w = Array2::from_shape_simple_fn((n, n), || 0.02 * g());
+    let a = Array2::from_shape_simple_fn((n, n), &mut g);
+    let mut r = matmul(a.view(), a.t()) / n as f64;
+    r.diag_mut().mapv_inplace(|x| x + 0.01);
+    let stats = LayerStats::from_parts(r, 1, None, None).expect("statistics");
+    (w, stats)
+}
+
+fn bench(c: &mut Criterion) {
+    let n = size();
+    let (w, stats) = problem(n);
+    let mut g = c.benchmark_group("svd");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    g.bench_function(format!("faer thin {n}"), |b| {
+        b.iter(|| thin_svd(black_box(w.view())).expect("svd"))
+    });
+    #[cfg(feature = "lapack")]
+    g.bench_function(format!("lapack gesdd {n}"), |b| {
+        b.iter(|| shrink_lowrank::lapack::thin_svd(black_box(w.view())).expect("svd"))
+    });
+    let k = (n / 16).max(1);
+    g.bench_function(format!("randomized r{k} {n}"), |b| {
+        b.iter(|| randomized_svd(black_box(w.view()), k, Randomized::default(), 0).expect("rsvd"))
+    });
+    g.finish();
+
+    let w32 = w.mapv(|x| x as f32);
+    let ctx = Context::with_stats(&stats);
+    let mut g = c.benchmark_group("qera_r32");
+    g.sample_size(10).measurement_time(Duration::from_secs(20));
+    let exact = LowRank::new(Method::Qera(Whitening::SymSqrt), Rank::Fixed(32));
+    let fast = LowRank::new(Method::Qera(Whitening::Cholesky), Rank::Fixed(32))
+        .with_solver(Solver::krylov());
+    g.bench_function(format!("sqrt + full SVD {n}"), |b| {
+        b.iter(|| exact.fit(black_box(w32.view()), &ctx).expect("qera"))
+    });
+    g.bench_function(format!("chol + krylov {n}"), |b| {
+        b.iter(|| fast.fit(black_box(w32.view()), &ctx).expect("qera"))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
