@@ -513,7 +513,10 @@ fn block_krylov_reaches_the_exact_optimum_on_a_quantization_error() {
     // A quantization error has a flat spectrum, the hard case for sketches.
     let (w, stats) = fixture();
     let q = shrink_quant::Rtn::from_stage(&"rtn:int3:g128:asym".parse().unwrap()).unwrap();
-    let e = &w - &q.compress(w.view(), &Context::default()).unwrap().to_dense();
+    let e = &w
+        - &q.compress(w.view(), &Context::default())
+            .unwrap()
+            .to_dense();
     let r = stats.gram() / stats.count() as f64;
     let ctx = Context::with_stats(&stats);
     let obj = |text: &str| {
@@ -524,12 +527,28 @@ fn block_krylov_reaches_the_exact_optimum_on_a_quantization_error() {
     let krylov = obj("qera:r32:chol:krylov");
     let rand = obj("qera:r32:chol:rand");
     assert!(krylov >= exact * (1.0 - 1e-9));
-    assert!(krylov <= exact * (1.0 + 1e-4), "krylov {krylov} vs exact {exact}");
-    assert!(krylov <= rand, "krylov {krylov} should beat subspace iteration {rand}");
-    assert_eq!(stage("qera:r32:krylov:q4:p8").recipe(), "qera:r32:krylov:p8:q4");
+    assert!(
+        krylov <= exact * (1.0 + 1e-4),
+        "krylov {krylov} vs exact {exact}"
+    );
+    assert!(
+        krylov <= rand,
+        "krylov {krylov} should beat subspace iteration {rand}"
+    );
+    assert_eq!(
+        stage("qera:r32:krylov:q4:p8").recipe(),
+        "qera:r32:krylov:p8:q4"
+    );
     assert_eq!(stage("svd:r32:krylov").recipe(), "svd:r32:krylov");
-    for bad in ["svd:r8:rand:krylov", "svd:r8:krylov:krylov", "rsvd:r8:krylov"] {
+    for bad in [
+        "svd:r8:rand:krylov",
+        "svd:r8:krylov:krylov",
+        "rsvd:r8:krylov",
+    ] {
         let s: StageSpec = bad.parse().unwrap();
-        assert!(matches!(LowRank::from_stage(&s), Err(Error::Recipe { .. })), "{bad}");
+        assert!(
+            matches!(LowRank::from_stage(&s), Err(Error::Recipe { .. })),
+            "{bad}"
+        );
     }
 }
