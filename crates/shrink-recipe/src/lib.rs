@@ -35,6 +35,7 @@ pub const METHODS: &[&str] = &[
     "qera-approx",
     "lqer",
     "lorc",
+    "gguf",
 ];
 
 /// The recipes the reports run when none is given.
@@ -95,6 +96,9 @@ pub const KNOWN_RECIPES: &[&str] = &[
     "rtn:int3:g128:asym+qera:r32",
     "gptq:int3:g128:asym+qera:r32",
     "hqq:int3:g64+qera:r32",
+    "gguf:q4_0",
+    "gguf:q8_0",
+    "gguf:iq4_nl",
 ];
 
 /// Builds one stage's compressor.
@@ -103,6 +107,7 @@ pub fn build_stage(stage: &StageSpec) -> Result<Box<dyn Compressor>> {
         "rtn" => Ok(Box::new(Rtn::from_stage(stage)?)),
         "gptq" => Ok(Box::new(Gptq::from_stage(stage)?)),
         "hqq" => Ok(Box::new(Hqq::from_stage(stage)?)),
+        "gguf" => Ok(Box::new(shrink_pack::gguf::GgufQuant::from_stage(stage)?)),
         "magnitude" | "wanda" | "sparsegpt" | "lift" => shrink_prune::from_stage(stage),
         m if shrink_lowrank::METHODS.contains(&m) => shrink_lowrank::from_stage(stage),
         other => Err(Error::Recipe {

@@ -58,6 +58,9 @@
 //! the little-endian `u32` `qh` (bit `j` for element `j`). The K-quant
 //! packings are described in the submodule [`kquants`].
 //!
+//! As compressors (`gguf:<type>` recipes, a [`GgufMatrix`] holding the
+//! block bytes of every row) they live in the submodule [`compress`].
+//!
 //! Whole GGUF v3 files (metadata, tensor infos, alignment) are written by
 //! [`GgufWriter`] and read, memory-mapped and validated, by [`GgufFile`]
 //! (submodule [`file`]).
@@ -81,10 +84,12 @@ use std::str::FromStr;
 
 use shrink_core::{Error, Result};
 
+pub mod compress;
 pub mod file;
 pub mod kquants;
 pub mod legacy;
 
+pub use compress::{GgufMatrix, GgufMethod, GgufQuant};
 pub use file::{GgmlType, GgufFile, GgufHeader, GgufWriter, MetaType, MetaValue, TensorInfo};
 
 /// A ggml tensor type this module can quantize and dequantize.
