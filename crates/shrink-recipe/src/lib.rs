@@ -99,6 +99,8 @@ pub const KNOWN_RECIPES: &[&str] = &[
     "gguf:q4_0",
     "gguf:q8_0",
     "gguf:iq4_nl",
+    "gguf:q4_0:imatrix",
+    "gguf:iq4_nl:imatrix",
 ];
 
 /// Builds one stage's compressor.

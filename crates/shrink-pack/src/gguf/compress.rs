@@ -16,10 +16,17 @@
 //! * `gguf:<type>` ([`GgufMethod::Reference`]): ggml's reference quantizer
 //!   (`quantize_row_*_ref`, the path of `ggml_quantize_chunk` without an
 //!   importance matrix), byte for byte ([`super::quantize`]).
+//! * `gguf:<type>:imatrix` ([`GgufMethod::Imatrix`]): ggml's importance-weighted
+//!   quantizer (llama.cpp's imatrix quantization, [`super::weighted`]) with
+//!   the importance of input column `j` taken from the layer's calibration
+//!   statistics as `diag(H)_j / count`, the mean of `x_j^2` over the
+//!   calibration tokens (what llama.cpp's `imatrix` tool stores). For the
+//!   types whose ggml quantizer reads importance weights (Q4_0, Q4_1, Q5_0,
+//!   Q5_1, Q2_K .. Q6_K, IQ4_NL, IQ4_XS); needs [`LayerStats`].
 //!
 //! # Recipe
 //!
-//! `gguf:<type>` with `<type>` one of `f16`, `bf16`, `q4_0`, `q4_1`, `q5_0`,
+//! `gguf:<type>[:imatrix]` with `<type>` one of `f16`, `bf16`, `q4_0`, `q4_1`, `q5_0`,
 //! `q5_1`, `q8_0`, `q2_k`, `q3_k`, `q4_k`, `q5_k`, `q6_k`, `q8_k`, `iq4_nl`,
 //! `iq4_xs`, `tq1_0`, `tq2_0`, `mxfp4` (case-insensitive; printed in lower
 //! case).
@@ -39,6 +46,7 @@ use shrink_core::{
 };
 
 use super::GgufType;
+use shrink_core::LayerStats;
 
 /// A weight matrix stored as ggml blocks: `rows` rows of `cols` values, each
 /// row `cols / block_size` blocks of `type_size` bytes, rows back to back.
@@ -79,6 +87,22 @@ impl GgufMatrix {
         finite_matrix("GGUF quantization input", w)?;
         let values: Vec<f32> = w.iter().copied().collect();
         let bytes = super::quantize(t, &values)?;
+        Self::from_bytes(t, rows, cols, bytes)
+    }
+
+    /// Quantizes `w` (out x in) row by row with ggml's importance-weighted
+    /// quantizer, `importance` holding one value per input column
+    /// ([`super::quantize_weighted`]).
+    pub fn quantize_weighted(
+        t: GgufType,
+        w: ArrayView2<'_, f32>,
+        importance: &[f32],
+    ) -> Result<Self> {
+        let (rows, cols) = w.dim();
+        check_shape(t, rows, cols)?;
+        finite_matrix("GGUF quantization input", w)?;
+        let values: Vec<f32> = w.iter().copied().collect();
+        let bytes = super::quantize_weighted(t, &values, cols, importance)?;
         Self::from_bytes(t, rows, cols, bytes)
     }
 
@@ -183,6 +207,8 @@ impl Reconstruct for GgufMatrix {
 pub enum GgufMethod {
     /// ggml's reference quantizer (no importance matrix).
     Reference,
+    /// ggml's importance-weighted quantizer, importance `diag(H) / count`.
+    Imatrix,
 }
 
 /// The `gguf:<type>[...]` compressor.
@@ -205,9 +231,10 @@ impl GgufQuant {
 
     /// The arguments after `gguf`, canonical (type name in lower case first).
     pub fn args(&self) -> Vec<String> {
-        let a = vec![self.ty.name().to_ascii_lowercase()];
+        let mut a = vec![self.ty.name().to_ascii_lowercase()];
         match self.method {
             GgufMethod::Reference => {}
+            GgufMethod::Imatrix => a.push("imatrix".into()),
         }
         a
     }
@@ -227,7 +254,26 @@ impl GgufQuant {
         let ty: GgufType = ty_text
             .parse()
             .map_err(|e: Error| stage.error(ty_text, e.to_string()))?;
-        let q = Self::new(ty);
+        let mut q = Self::new(ty);
+        if let Some(a) = args.next() {
+            match a.as_str() {
+                "imatrix" => {
+                    if !ty.takes_importance() {
+                        return Err(stage.error(
+                            a,
+                            format!(
+                                "ggml's {} quantizer takes no importance weights \
+                                 (imatrix works with q4_0, q4_1, q5_0, q5_1, q2_k..q6_k, \
+                                 iq4_nl, iq4_xs)",
+                                ty.name()
+                            ),
+                        ));
+                    }
+                    q.method = GgufMethod::Imatrix;
+                }
+                _ => return Err(stage.error(a, "unknown gguf argument (imatrix)")),
+            }
+        }
         if let Some(a) = args.next() {
             return Err(stage.error(a, "unknown gguf argument"));
         }
@@ -240,10 +286,26 @@ impl Compressor for GgufQuant {
         StageSpec::new("gguf", self.args()).to_string()
     }
 
-    fn compress(&self, w: ArrayView2<'_, f32>, _ctx: &Context<'_>) -> Result<Compressed> {
+    fn compress(&self, w: ArrayView2<'_, f32>, ctx: &Context<'_>) -> Result<Compressed> {
         let m = match self.method {
             GgufMethod::Reference => GgufMatrix::quantize(self.ty, w)?,
+            GgufMethod::Imatrix => {
+                let stats = ctx.require_stats(&self.recipe())?;
+                GgufMatrix::quantize_weighted(self.ty, w, &importance(stats)?)?
+            }
         };
         Ok(Compressed::new(m))
     }
+}
+
+/// llama.cpp's imatrix from calibration statistics: the mean of `x_j^2` over
+/// the calibration tokens, `diag(H)_j / count`, as f32 (one value per input
+/// column).
+pub fn importance(stats: &LayerStats) -> Result<Vec<f32>> {
+    stats.require_data("GGUF importance (imatrix)")?;
+    let c = stats.count() as f64;
+    let g = stats.gram();
+    Ok((0..stats.in_features())
+        .map(|j| (g[(j, j)] / c) as f32)
+        .collect())
 }

@@ -54,7 +54,7 @@
 // Index loops mirror ggml's block layouts (`16 j + ii`, `64 c + l`...).
 #![allow(clippy::needless_range_loop)]
 
-use super::{f16_to_f32, f32_to_f16, nearest_int, round_f16};
+use super::{f16_to_f32, f32_to_f16, nearest_int};
 
 /// ggml's `GROUP_MAX_EPS`.
 const GROUP_MAX_EPS: f32 = 1e-15;
@@ -74,9 +74,10 @@ fn signed_absmax(x: &[f32]) -> (f32, f32) {
     (max, amax)
 }
 
-/// `make_qx_quants` with `rmse_type = 1` and no importance weights; writes
-/// `L = l + nmax` and returns the scale.
-fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
+/// `make_qx_quants` with `rmse_type = 1`: weights `qw` when given (ggml's
+/// `quant_weights` path), `x^2` otherwise; writes `L = l + nmax` and returns
+/// the scale.
+pub(super) fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8], qw: Option<&[f32]>) -> f32 {
     let (max, amax) = signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         ls.fill(0);
@@ -89,7 +90,7 @@ fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
     for (i, &xi) in x.iter().enumerate() {
         let l = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
         ls[i] = (l + nmax) as i8;
-        let w = xi * xi;
+        let w = qw.map_or(xi * xi, |q| q[i]);
         let lf = l as f32;
         sumlx += w * xi * lf;
         suml2 += w * lf * lf;
@@ -103,9 +104,9 @@ fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
         iscale = -(nmaxf + 0.1f32 * is as f32) / max;
         sumlx = 0.0;
         suml2 = 0.0;
-        for &xi in x {
+        for (i, &xi) in x.iter().enumerate() {
             let l = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
-            let w = xi * xi;
+            let w = qw.map_or(xi * xi, |q| q[i]);
             let lf = l as f32;
             sumlx += w * xi * lf;
             suml2 += w * lf * lf;
@@ -263,7 +264,7 @@ fn make_qkx2_quants(
 
 /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j`.
 #[inline]
-fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
+pub(super) fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
     if j < 4 {
         (q[j] & 63, q[j + 4] & 63)
     } else {
@@ -275,7 +276,7 @@ fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 }
 
 /// Packs 2-bit codes of 256 values into 64 bytes (Q2_K / Q3_K order).
-fn pack_2bit(l: &[u8], qs: &mut [u8]) {
+pub(super) fn pack_2bit(l: &[u8], qs: &mut [u8]) {
     for h in 0..2 {
         let j = 128 * h;
         for i in 0..32 {
@@ -401,9 +402,7 @@ pub(crate) fn quantize_q3_k(x: &[f32], out: &mut [u8]) {
             max_scale = scales[j];
         }
     }
-    let (hmask, rest) = out.split_at_mut(32);
-    let (qs, rest) = rest.split_at_mut(64);
-    let (sc, dd) = rest.split_at_mut(12);
+    let (sc, dd) = out[96..110].split_at_mut(12);
     sc.fill(0);
     if max_scale != 0.0 {
         let iscale = -32.0f32 / max_scale;
@@ -421,6 +420,17 @@ pub(crate) fn quantize_q3_k(x: &[f32], out: &mut [u8]) {
     } else {
         dd.copy_from_slice(&f32_to_f16(0.0));
     }
+    requant_pack_q3_k(x, &mut l, out);
+}
+
+/// Q3_K's second half, shared with the weighted path: given the scales and
+/// `d` already in `out`, re-quantizes every sub-block whose scale is not 0
+/// (the others keep the codes `l` of the search, offset 4) and packs the
+/// codes.
+pub(super) fn requant_pack_q3_k(x: &[f32], l: &mut [i8; 256], out: &mut [u8]) {
+    let (hmask, rest) = out.split_at_mut(32);
+    let (qs, rest) = rest.split_at_mut(64);
+    let (sc, dd) = rest.split_at_mut(12);
     let dall = f16_to_f32(dd);
     for j in 0..16 {
         let lo = if j < 8 { sc[j] & 0x0f } else { sc[j - 8] >> 4 };
@@ -548,8 +558,16 @@ fn quantize_k_asym(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i32)
     }
     head[0..2].copy_from_slice(&f32_to_f16(max_scale / 63.0));
     head[2..4].copy_from_slice(&f32_to_f16(max_min / 63.0));
-    let dall = round_f16(max_scale / 63.0);
-    let dmin = round_f16(max_min / 63.0);
+    requant_k_asym(x, head, nmax, &mut l);
+    l
+}
+
+/// The second half of Q4_K / Q5_K, shared with the weighted path: with
+/// `d`, `dmin` and the packed scales in `head`, re-quantizes every sub-block
+/// whose scale is not 0 (the others keep the codes of the search).
+pub(super) fn requant_k_asym(x: &[f32], head: &[u8], nmax: i32, l: &mut [u8; 256]) {
+    let dall = f16_to_f32(&head[0..2]);
+    let dmin = f16_to_f32(&head[2..4]);
     for j in 0..8 {
         let (s, m) = get_scale_min_k4(j, &head[4..16]);
         let d = dall * f32::from(s);
@@ -562,13 +580,17 @@ fn quantize_k_asym(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i32)
             l[32 * j + ii] = v as u8;
         }
     }
-    l
 }
 
 /// Q4_K: 256 values to `d`, `dmin`, `scales[12]`, `qs[128]`.
 pub(crate) fn quantize_q4_k(x: &[f32], out: &mut [u8]) {
     let (head, qs) = out.split_at_mut(16);
     let l = quantize_k_asym(x, head, 15, -1.0, 20);
+    pack_q4_k(&l, qs);
+}
+
+/// Packs Q4_K's 4-bit codes (per 64 values, the first 32 in low nibbles).
+pub(super) fn pack_q4_k(l: &[u8; 256], qs: &mut [u8]) {
     for c in 0..4 {
         for i in 0..32 {
             qs[32 * c + i] = l[64 * c + i] | (l[64 * c + 32 + i] << 4);
@@ -598,6 +620,11 @@ pub(crate) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
 pub(crate) fn quantize_q5_k(x: &[f32], out: &mut [u8]) {
     let (head, rest) = out.split_at_mut(16);
     let l = quantize_k_asym(x, head, 31, -0.5, 15);
+    pack_q5_k(&l, rest);
+}
+
+/// Packs Q5_K's 5-bit codes into `qh[32]` then `qs[128]`.
+pub(super) fn pack_q5_k(l: &[u8; 256], rest: &mut [u8]) {
     let (qh, ql) = rest.split_at_mut(32);
     qh.fill(0);
     for c in 0..4 {
@@ -644,12 +671,23 @@ pub(crate) fn dequantize_q5_k(b: &[u8], y: &mut [f32]) {
 
 /// Q6_K: 256 values to `ql[128]`, `qh[64]`, `scales[16]`, `d`.
 pub(crate) fn quantize_q6_k(x: &[f32], out: &mut [u8]) {
+    quantize_q6_k_with(x, None, out);
+}
+
+/// Q6_K with optional importance weights (ggml's `quantize_row_q6_K_impl`:
+/// the weights go straight into `make_qx_quants`, nothing else changes).
+pub(super) fn quantize_q6_k_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let mut l = [0i8; 256];
     let mut scales = [0f32; 16];
     let mut max_scale = 0.0f32;
     let mut max_abs_scale = 0.0f32;
     for ib in 0..16 {
-        let s = make_qx_quants(32, &x[16 * ib..16 * ib + 16], &mut l[16 * ib..16 * ib + 16]);
+        let s = make_qx_quants(
+            32,
+            &x[16 * ib..16 * ib + 16],
+            &mut l[16 * ib..16 * ib + 16],
+            qw.map(|q| &q[16 * ib..16 * ib + 16]),
+        );
         scales[ib] = s;
         if s.abs() > max_abs_scale {
             max_abs_scale = s.abs();
@@ -787,9 +825,10 @@ fn best_index_iq4(x: f32) -> u8 {
 /// `quantize_row_iq4_nl_impl`, 7 on the `ggml_quantize_chunk` path).
 const IQ4_NTRY: i32 = 7;
 
-/// The per-32 search of `quantize_row_iq4_nl_impl` without importance
-/// weights; writes codes to `lb` and returns the sub-block scale.
-fn iq4_block_scale(xb: &[f32], lb: &mut [u8]) -> f32 {
+/// The per-32 search of `quantize_row_iq4_nl_impl` with weights `w` (`x^2`
+/// without importance, `qw sqrt(sigma2 + x^2)` with it); writes codes to
+/// `lb` and returns the sub-block scale.
+fn iq4_block_scale(xb: &[f32], lb: &mut [u8], weights: Option<&[f32]>) -> f32 {
     let (max, amax) = signed_absmax(xb);
     if amax < GROUP_MAX_EPS {
         return 0.0;
@@ -804,7 +843,7 @@ fn iq4_block_scale(xb: &[f32], lb: &mut [u8]) -> f32 {
         let l = best_index_iq4(al);
         lb[j] = l;
         let q = f32::from(KVALUES_IQ4NL[usize::from(l)]);
-        let w = x * x;
+        let w = weights.map_or(x * x, |ws| ws[j]);
         sumqx += w * q * x;
         sumq2 += w * q * q;
     }
@@ -814,11 +853,11 @@ fn iq4_block_scale(xb: &[f32], lb: &mut [u8]) -> f32 {
         id = (itry + i32::from(KVALUES_IQ4NL[0])) as f32 / max;
         sumqx = 0.0;
         sumq2 = 0.0;
-        for &x in xb {
+        for (j, &x) in xb.iter().enumerate() {
             let al = id * x;
             let l = best_index_iq4(al);
             let q = f32::from(KVALUES_IQ4NL[usize::from(l)]);
-            let w = x * x;
+            let w = weights.map_or(x * x, |ws| ws[j]);
             sumqx += w * q * x;
             sumq2 += w * q * q;
         }
@@ -841,8 +880,31 @@ fn pack_iq4(l: &[u8], qs: &mut [u8]) {
 
 /// IQ4_NL: 32 values to `d`, `qs[16]`.
 pub(crate) fn quantize_iq4_nl(x: &[f32], out: &mut [u8]) {
+    quantize_iq4_nl_with(x, None, out);
+}
+
+/// The weights of ggml's weighted IQ4 search: `qw_j sqrt(sigma2 + x_j^2)`
+/// with `sigma2 = (2 / n) sum x^2` over the `n` values of the (super-)block.
+fn iq4_weights(x: &[f32], qw: &[f32], out: &mut [f32]) {
+    let mut sigma2 = 0.0f32;
+    for &v in x {
+        sigma2 += v * v;
+    }
+    sigma2 *= 2.0f32 / x.len() as f32;
+    for ((o, &q), &v) in out.iter_mut().zip(qw).zip(x) {
+        *o = q * (sigma2 + v * v).sqrt();
+    }
+}
+
+/// IQ4_NL with optional importance weights (ggml's `quantize_iq4_nl`).
+pub(super) fn quantize_iq4_nl_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let mut l = [0u8; 32];
-    let scale = iq4_block_scale(x, &mut l);
+    let mut w = [0f32; 32];
+    let weights = qw.map(|q| {
+        iq4_weights(x, q, &mut w);
+        &w[..]
+    });
+    let scale = iq4_block_scale(x, &mut l, weights);
     out[0..2].copy_from_slice(&f32_to_f16(scale));
     let id = if scale != 0.0 { 1.0 / scale } else { 0.0 };
     for (lj, &xj) in l.iter_mut().zip(x) {
@@ -863,12 +925,26 @@ pub(crate) fn dequantize_iq4_nl(b: &[u8], y: &mut [f32]) {
 
 /// IQ4_XS: 256 values to `d`, `scales_h`, `scales_l[4]`, `qs[128]`.
 pub(crate) fn quantize_iq4_xs(x: &[f32], out: &mut [u8]) {
+    quantize_iq4_xs_with(x, None, out);
+}
+
+/// IQ4_XS with optional importance weights (ggml's `quantize_iq4_xs`).
+pub(super) fn quantize_iq4_xs_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
+    let mut w = [0f32; 256];
+    let weights = qw.map(|q| {
+        iq4_weights(x, q, &mut w);
+        &w[..]
+    });
     let mut l = [0u8; 256];
     let mut scales = [0f32; 8];
     let mut max_scale = 0.0f32;
     let mut amax_scale = 0.0f32;
     for ib in 0..8 {
-        let d = iq4_block_scale(&x[32 * ib..32 * ib + 32], &mut l[32 * ib..32 * ib + 32]);
+        let d = iq4_block_scale(
+            &x[32 * ib..32 * ib + 32],
+            &mut l[32 * ib..32 * ib + 32],
+            weights.map(|ws| &ws[32 * ib..32 * ib + 32]),
+        );
         scales[ib] = d;
         if d.abs() > amax_scale {
             amax_scale = d.abs();

@@ -88,9 +88,11 @@ pub mod compress;
 pub mod file;
 pub mod kquants;
 pub mod legacy;
+pub mod weighted;
 
 pub use compress::{GgufMatrix, GgufMethod, GgufQuant};
 pub use file::{GgmlType, GgufFile, GgufHeader, GgufWriter, MetaType, MetaValue, TensorInfo};
+pub use weighted::quantize_weighted;
 
 /// A ggml tensor type this module can quantize and dequantize.
 ///
@@ -424,10 +426,4 @@ pub(crate) fn f32_to_f16(x: f32) -> [u8; 2] {
 #[inline]
 pub(crate) fn f16_to_f32(b: &[u8]) -> f32 {
     half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()
-}
-
-/// f32 through half and back: the value a reader sees for a stored half.
-#[inline]
-pub(crate) fn round_f16(x: f32) -> f32 {
-    half::f16::from_f32(x).to_f32()
 }
