@@ -18,6 +18,7 @@
 //! | `qera-approx:r32` | QERA-approx | `diag(rms)` | same |
 //! | `lqer:r32` | LQER | normalized `diag(mean|x|)` | Zhang et al., ICML 2024 (arXiv 2402.02446) |
 //! | `lorc:r32` | ZeroQuant-V2 LoRC | none | Yao et al., 2023 (arXiv 2303.08302) |
+//! | `cospadi:ratio0.3` | sparse dictionary `W'^T = D_a C` ([`cospadi`]) | Cholesky factor of `H` | Makhov et al., 2025 (arXiv 2509.22075) |
 //!
 //! With `S S^T = R_xx`, `||(M - M') S||_F^2` is the expected output error of
 //! the layer, so SVD-LLM and QERA-exact are output-optimal, and the optimal
@@ -41,14 +42,17 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod cospadi;
 pub mod dense;
 pub mod form;
+mod kernels;
 #[cfg(feature = "lapack")]
 pub mod lapack;
 pub mod method;
 pub mod scaled;
 pub mod whiten;
 
+pub use cospadi::{Budget, Cospadi, CospadiFit, Init, SparseDictMatrix};
 pub use dense::{Randomized, Svd};
 pub use form::{LowRankMatrix, Precision};
 pub use method::{LowRank, Method, Rank, Whitening};
@@ -68,6 +72,7 @@ pub const METHODS: &[&str] = &[
     "qera-approx",
     "lqer",
     "lorc",
+    "cospadi",
 ];
 
 /// Builds the compressor of a low-rank stage.
@@ -76,5 +81,8 @@ pub const METHODS: &[&str] = &[
 ///
 /// [`shrink_core::Error::Recipe`] for an unknown method or a bad argument.
 pub fn from_stage(stage: &StageSpec) -> Result<Box<dyn Compressor>> {
+    if stage.method == "cospadi" {
+        return Ok(Box::new(Cospadi::from_stage(stage)?));
+    }
     Ok(Box::new(LowRank::from_stage(stage)?))
 }

@@ -1,0 +1,1031 @@
+//! CoSpaDi: a dense dictionary times column-sparse coefficients, fitted to
+//! the layer's outputs.
+//!
+//! Paper: Makhov, Shopkhoev, Zhussip, Ali, Lefkimmiatis, "CoSpaDi:
+//! Compressing LLMs via Calibration-Guided Sparse Dictionary Learning"
+//! (arXiv 2509.22075). Decisions the paper leaves open follow the project's
+//! reference `cospadi_ref.py` (bitmap accounting, SVD initialization, the
+//! monotone safeguard).
+//!
+//! # Objective
+//!
+//! With `G` upper triangular, `G^T G = H = X^T X` (the Cholesky factor, with
+//! SVD-LLM's shift when `H` is not positive definite), the output error is
+//! `||X (W - W')^T||_F^2 = ||G W^T - G W'^T||_F^2`. The signals are the
+//! columns of `Y = G W^T` (`n x m`, one per output neuron). CoSpaDi learns a
+//! dictionary `D~` (`n x k`, unit-norm atoms) and coefficients `C` (`k x m`,
+//! exactly `s` non-zeros per column) minimizing `||Y - D~ C||_F^2`, then maps
+//! back with `D_a = G^{-1} D~` (a triangular solve): `W'^T = D_a C`, and a
+//! layer computes `y = (x D_a) C` with a sparse second product.
+//!
+//! # Solver
+//!
+//! K-SVD (Aharon, Elad, Bruckstein 2006) alternating
+//!
+//! * sparse coding of every signal by Batch-OMP in Gram form (Rubinstein,
+//!   Zibulevsky, Elad 2008): only `D^T D` and `D^T Y` are used; at step `j`
+//!   the chosen atom is orthogonalized against the chosen ones in coefficient
+//!   space and the correlations are updated, and the coefficients come from
+//!   one back substitution at the end. Ties pick the lowest atom index. A
+//!   signal keeps its previous code when that is strictly better (the
+//!   safeguard that keeps the objective non-increasing);
+//! * atom updates, one atom at a time on the signals that use it: the best
+//!   rank-one approximation of the restricted residual by power iterations
+//!   started from the current atom (8, as the paper), which never increases
+//!   the objective; an unused atom is replaced by the worst-represented
+//!   signal (each signal at most once per sweep).
+//!
+//! Initialization: the top-`k` left singular vectors of `Y` (completed by
+//! seeded random signals when `k` exceeds its rank). Iterations: 60 (the
+//! paper's), stopping early when the relative improvement of one sweep falls
+//! below `1e-4`. Every parallel loop works on a partition fixed in advance
+//! and reduces in a fixed order, so the result does not depend on the thread
+//! count.
+//!
+//! # Budget and storage
+//!
+//! Values are bf16 (16-bit words). A factorization stores the dictionary
+//! (`n k` values), the `m s` non-zero coefficients and the support as a
+//! packed bitmap of `k m` bits (the paper's eq. 10): `n k + m s +
+//! ceil(k m / 16)` words. A compression ratio `CR` gives the budget of
+//! SVD-LLM at that ratio, `r (m + n)` words with `r = floor(m n (1 - CR) /
+//! (m + n))`, and `(k, s)` follow the paper's split `rho = k / s = 2`: the
+//! largest `k` with `n k + m k/2 + m k/16` within the budget, then the largest
+//! `s >= floor(k/2)` that fits.
+
+use crate::dense::{Svd, solve_lower_transpose_in_place, thin_svd};
+use crate::form::Precision;
+use crate::kernels::{axpy, axpy_rows, dot};
+use crate::whiten::svd_llm_whitening;
+use ndarray::{Array2, ArrayView2};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::index::sample;
+use rayon::prelude::*;
+use shrink_core::check::{finite_matrix, input_width};
+use shrink_core::linalg::{matmul, matmul_f32_bt};
+use shrink_core::{
+    Compose, Compressed, Compressor, Context, Error, Reconstruct, Result, StageSpec, Storage,
+};
+use std::fmt;
+
+/// Signals coded per parallel task (a fixed partition).
+const OMP_CHUNK: usize = 16;
+/// Rows per partial sum in the atom update (a fixed partition).
+const ROW_CHUNK: usize = 64;
+
+/// Stored 16-bit words of a factorization with bitmap accounting:
+/// `n k + m s + ceil(m k / 16)` for an `(m, n) = (out, in)` weight.
+pub fn storage_words(m: usize, n: usize, k: usize, s: usize) -> u64 {
+    (n * k + m * s) as u64 + ((m * k) as u64).div_ceil(16)
+}
+
+/// SVD-LLM's stored count at compression ratio `ratio` (fraction of the
+/// `m n` values removed): `r (m + n)` with `r = floor(m n (1 - ratio) /
+/// (m + n))`.
+pub fn svd_llm_budget(m: usize, n: usize, ratio: f64) -> u64 {
+    let r = ((m * n) as f64 * (1.0 - ratio) / (m + n) as f64).floor() as u64;
+    r * (m + n) as u64
+}
+
+/// The largest `s <= k` whose storage fits `budget`, if any.
+pub fn fit_sparsity(m: usize, n: usize, k: usize, budget: u64) -> Option<usize> {
+    let fixed = (n * k) as u64 + ((m * k) as u64).div_ceil(16);
+    if fixed > budget || m == 0 {
+        return None;
+    }
+    let s = ((budget - fixed) / m as u64).min(k as u64) as usize;
+    (s >= 1).then_some(s)
+}
+
+/// The paper's split at `rho = k / s = 2` for a budget in words.
+///
+/// # Errors
+///
+/// [`Error::InvalidArgument`] when no `(k, s)` with `s >= 1` fits.
+pub fn default_split(m: usize, n: usize, budget: u64) -> Result<(usize, usize)> {
+    let per_k = n as f64 + m as f64 / 2.0 + m as f64 / 16.0;
+    let mut k = (budget as f64 / per_k).floor() as usize;
+    while k >= 1 {
+        if let Some(s) = fit_sparsity(m, n, k, budget).filter(|&s| s >= k / 2) {
+            return Ok((k, s));
+        }
+        k -= 1;
+    }
+    Err(Error::invalid(
+        "cospadi budget",
+        format!("{budget} stored values cannot hold any dictionary and code for a {m}x{n} weight"),
+    ))
+}
+
+/// How the dictionary size and sparsity are chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Budget {
+    /// Same stored count as SVD-LLM at this compression ratio (`0 <= ratio < 1`).
+    Ratio(f64),
+    /// Explicit dictionary size `k` and non-zeros per column `s`.
+    Sizes {
+        /// Atoms.
+        k: usize,
+        /// Non-zeros per output neuron.
+        s: usize,
+    },
+}
+
+/// Dictionary initialization.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Init {
+    /// Top-`k` left singular vectors of the whitened signals.
+    #[default]
+    Svd,
+    /// `k` randomly chosen (seeded) normalized signals (the paper's "random
+    /// columns of W", in the whitened space).
+    Signals,
+}
+
+/// The CoSpaDi stage (module documentation).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Cospadi {
+    /// Dictionary size and sparsity.
+    pub budget: Budget,
+    /// Maximum alternating iterations (60).
+    pub iters: usize,
+    /// Early stop when one sweep improves the objective by less than this
+    /// fraction (`1e-4`); 0 runs all iterations.
+    pub tol: f64,
+    /// Power iterations per atom update (8).
+    pub power_iters: usize,
+    /// Initialization.
+    pub init: Init,
+    /// Stored value format (bf16 as the paper).
+    pub precision: Precision,
+}
+
+impl Cospadi {
+    /// A stage with the paper's defaults.
+    pub fn new(budget: Budget) -> Self {
+        Self {
+            budget,
+            iters: 60,
+            tol: 1e-4,
+            power_iters: 8,
+            init: Init::Svd,
+            precision: Precision::Bf16,
+        }
+    }
+
+    /// `(k, s)` for an `(m, n)` weight.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidArgument`] when the budget is too small or the sizes
+    /// are invalid.
+    pub fn sizes(&self, m: usize, n: usize) -> Result<(usize, usize)> {
+        match self.budget {
+            Budget::Ratio(r) => default_split(m, n, svd_llm_budget(m, n, r)),
+            Budget::Sizes { k, s } => {
+                if k == 0 || s == 0 || s > k {
+                    return Err(Error::invalid(
+                        "cospadi sizes",
+                        format!("need 1 <= s <= k, got k = {k}, s = {s}"),
+                    ));
+                }
+                Ok((k, s))
+            }
+        }
+    }
+
+    /// Runs the solver on `w` with the statistics of `ctx`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Stats`] without statistics, [`Error::Shape`] when they do not
+    /// fit, [`Error::Empty`] / [`Error::NonFinite`] for bad weights, and the
+    /// budget errors of [`Cospadi::sizes`].
+    pub fn fit(&self, w: ArrayView2<'_, f32>, ctx: &Context<'_>) -> Result<CospadiFit> {
+        let (m, n) = w.dim();
+        if m == 0 || n == 0 {
+            return Err(Error::Empty {
+                what: "weight matrix".into(),
+            });
+        }
+        finite_matrix("weight matrix", w)?;
+        let stats = ctx.require_stats("cospadi")?;
+        if stats.in_features() != n {
+            return Err(Error::shape(
+                "calibration statistics",
+                format!("{n} input features (the weight's columns)"),
+                stats.in_features().to_string(),
+            ));
+        }
+        let (k, s) = self.sizes(m, n)?;
+        let (l, shift) = svd_llm_whitening(stats.gram().view())?;
+        // Signals as rows: Y^T = W L (m x n), row j = signal of output j.
+        let yt = matmul(w.mapv(f64::from).view(), l.view());
+        let mut dict = init_dictionary(&yt, k, self.init, ctx.seed)?;
+        let learned = ksvd(&yt, &mut dict, s, self)?;
+        // D_a = G^{-1} D~ with G = L^T: solve L^T D_a = D~ (D~ = dict^T).
+        let mut da = dict.t().to_owned();
+        solve_lower_transpose_in_place(l.view(), &mut da);
+        Ok(CospadiFit {
+            da,
+            idx: learned.idx,
+            val: learned.val,
+            k,
+            s,
+            history: learned.history,
+            shift,
+        })
+    }
+}
+
+/// The solver's result in f64.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CospadiFit {
+    /// `D_a` (`n x k`).
+    pub da: Array2<f64>,
+    /// Atom indices, `s` per output neuron (row-major `m x s`).
+    pub idx: Vec<u32>,
+    /// Coefficients, aligned with `idx`.
+    pub val: Vec<f64>,
+    /// Atoms.
+    pub k: usize,
+    /// Non-zeros per output neuron.
+    pub s: usize,
+    /// Whitened objective `||Y - D~ C||_F^2` after each iteration.
+    pub history: Vec<f64>,
+    /// The shift SVD-LLM's fallback added to `H` (0 when it factored).
+    pub shift: f64,
+}
+
+impl CospadiFit {
+    /// `W' = (D_a C)^T` (`m x n`).
+    pub fn to_dense(&self) -> Array2<f64> {
+        let n = self.da.nrows();
+        let m = self.idx.len() / self.s;
+        let mut out = Array2::<f64>::zeros((m, n));
+        for (j, mut row) in out.rows_mut().into_iter().enumerate() {
+            for t in 0..self.s {
+                let a = self.idx[j * self.s + t] as usize;
+                let v = self.val[j * self.s + t];
+                for (o, &d) in row.iter_mut().zip(self.da.column(a)) {
+                    *o += v * d;
+                }
+            }
+        }
+        out
+    }
+}
+
+fn normalize(v: &mut [f64]) -> f64 {
+    let nrm = dot(v, v).sqrt();
+    if nrm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= nrm);
+    }
+    nrm
+}
+
+/// The initial dictionary as rows (`k x n`, unit norm).
+fn init_dictionary(yt: &Array2<f64>, k: usize, init: Init, seed: u64) -> Result<Array2<f64>> {
+    let (m, n) = yt.dim();
+    let mut dict = Array2::<f64>::zeros((k, n));
+    let mut filled = 0;
+    if init == Init::Svd {
+        let Svd { s, v, .. } = thin_svd(yt.view())?;
+        let top = s.first().copied().unwrap_or(0.0);
+        let rank = s.iter().filter(|&&x| top > 0.0 && x > top * 1e-12).count();
+        filled = k.min(rank);
+        for i in 0..filled {
+            dict.row_mut(i).assign(&v.column(i));
+        }
+    }
+    if filled < k {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let need = k - filled;
+        let picks: Vec<usize> = if need <= m {
+            sample(&mut rng, m, need).into_vec()
+        } else {
+            (0..need).map(|i| i % m).collect()
+        };
+        for (i, j) in picks.into_iter().enumerate() {
+            let mut row = yt.row(j).to_vec();
+            if normalize(&mut row) == 0.0 {
+                row[(filled + i) % n] = 1.0;
+            }
+            dict.row_mut(filled + i).assign(&ndarray::Array1::from(row));
+        }
+    }
+    Ok(dict)
+}
+
+struct Learned {
+    idx: Vec<u32>,
+    val: Vec<f64>,
+    history: Vec<f64>,
+}
+
+/// Batch-OMP of one signal: `alpha` = `D^T y` (consumed), `dtd` = `D^T D`
+/// (`k x k`, row-major). Writes `s` atom indices and coefficients; returns
+/// the energy of the fit `||D c||^2`.
+fn omp_one(
+    alpha: &mut [f64],
+    dtd: &[f64],
+    k: usize,
+    s: usize,
+    scratch: &mut OmpScratch,
+    idx: &mut [u32],
+    val: &mut [f64],
+) -> f64 {
+    let OmpScratch {
+        v,
+        used,
+        z,
+        rd,
+        col,
+        tcol,
+    } = scratch;
+    used.iter_mut().for_each(|u| *u = false);
+    for step in 0..s {
+        let mut p = usize::MAX;
+        let mut best = -1.0;
+        for (a, (&x, &u)) in alpha.iter().zip(used.iter()).enumerate() {
+            let ax = if u { -1.0 } else { x.abs() };
+            if ax > best {
+                best = ax;
+                p = a;
+            }
+        }
+        // t_l = u_l^T d_p for the chosen directions so far.
+        for (l, tl) in tcol[..step].iter_mut().enumerate() {
+            *tl = -v[l * k + p];
+        }
+        let nrm2 = 1.0 - dot(&tcol[..step], &tcol[..step]);
+        let ok = nrm2 > 1e-12;
+        let nrm = if ok { nrm2.sqrt() } else { 1.0 };
+        col.copy_from_slice(&dtd[p * k..(p + 1) * k]);
+        axpy_rows(col, &tcol[..step], &v[..step * k]);
+        let coef = if ok { alpha[p] / nrm } else { 0.0 };
+        if ok {
+            let inv = 1.0 / nrm;
+            col.iter_mut().for_each(|c| *c *= inv);
+            axpy(alpha, -coef, col);
+        } else {
+            col.iter_mut().for_each(|c| *c = 0.0);
+        }
+        v[step * k..(step + 1) * k].copy_from_slice(col);
+        idx[step] = p as u32;
+        z[step] = coef;
+        rd[step] = nrm;
+        used[p] = true;
+    }
+    // R x = z with R[j][l] = u_j^T d_{I_l} = v[j][I_l] (upper triangular).
+    for j in (0..s).rev() {
+        let mut t = z[j];
+        for l in j + 1..s {
+            t -= v[j * k + idx[l] as usize] * val[l];
+        }
+        val[j] = t / rd[j];
+    }
+    z[..s].iter().map(|x| x * x).sum()
+}
+
+/// Batch-OMP in Gram form for many signals: `dty` = `D^T Y` (`k x N`),
+/// `dtd` = `D^T D` (`k x k`, unit diagonal for unit-norm atoms). Returns, per
+/// signal, `s` atom indices in selection order and their least-squares
+/// coefficients (row-major `N x s`), and the energy `||D c_j||^2` of each fit.
+///
+/// # Errors
+///
+/// [`Error::Shape`] for inconsistent sizes or `s > k`, [`Error::NonFinite`]
+/// for NaN or infinite input.
+pub fn omp(
+    dty: ArrayView2<'_, f64>,
+    dtd: ArrayView2<'_, f64>,
+    s: usize,
+) -> Result<(Vec<u32>, Vec<f64>, Vec<f64>)> {
+    let (k, signals) = dty.dim();
+    if dtd.dim() != (k, k) || s == 0 || s > k {
+        return Err(Error::shape(
+            "OMP inputs",
+            format!("D^T D {k}x{k} and 1 <= s <= {k}"),
+            format!("{}x{}, s = {s}", dtd.nrows(), dtd.ncols()),
+        ));
+    }
+    for (what, a) in [("D^T Y", dty), ("D^T D", dtd)] {
+        if a.iter().any(|v| !v.is_finite()) {
+            return Err(Error::NonFinite {
+                what: what.into(),
+                position: "an entry".into(),
+                value: "NaN or infinite".into(),
+            });
+        }
+    }
+    let dtd = dtd.as_standard_layout().into_owned();
+    let dtd = dtd.as_slice().unwrap_or(&[]);
+    let mut idx = vec![0u32; signals * s];
+    let mut val = vec![0.0f64; signals * s];
+    let mut energy = vec![0.0f64; signals];
+    let mut scratch = OmpScratch::new(k, s);
+    for j in 0..signals {
+        let mut alpha = dty.column(j).to_vec();
+        energy[j] = omp_one(
+            &mut alpha,
+            dtd,
+            k,
+            s,
+            &mut scratch,
+            &mut idx[j * s..(j + 1) * s],
+            &mut val[j * s..(j + 1) * s],
+        );
+    }
+    Ok((idx, val, energy))
+}
+
+struct OmpScratch {
+    v: Vec<f64>,
+    used: Vec<bool>,
+    z: Vec<f64>,
+    rd: Vec<f64>,
+    col: Vec<f64>,
+    tcol: Vec<f64>,
+}
+
+impl OmpScratch {
+    fn new(k: usize, s: usize) -> Self {
+        Self {
+            v: vec![0.0; s * k],
+            used: vec![false; k],
+            z: vec![0.0; s],
+            rd: vec![1.0; s],
+            col: vec![0.0; k],
+            tcol: vec![0.0; s],
+        }
+    }
+}
+
+/// K-SVD on signals `yt` (rows) with the dictionary `dict` (rows, updated in
+/// place).
+fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Result<Learned> {
+    let (m, n) = yt.dim();
+    let k = dict.nrows();
+    let s = s.min(k);
+    let ys = yt
+        .as_slice()
+        .ok_or_else(|| Error::invalid("signals", "not contiguous"))?;
+    let yy: Vec<f64> = ys.chunks(n).map(|r| dot(r, r)).collect();
+    let mut idx = vec![0u32; m * s];
+    let mut val = vec![0.0f64; m * s];
+    let mut err_col = yy.clone();
+    let mut history: Vec<f64> = Vec::new();
+    let mut et = vec![0.0f64; m * n];
+    for t in 0..cfg.iters.max(1) {
+        // Sparse coding.
+        let dtd = matmul(dict.view(), dict.t());
+        let ytd = matmul(yt.view(), dict.t()); // m x k, row j = D^T y_j
+        let dtd = dtd
+            .as_slice()
+            .ok_or_else(|| Error::invalid("Gram", "not contiguous"))?;
+        let ytd = ytd
+            .as_slice()
+            .ok_or_else(|| Error::invalid("correlations", "not contiguous"))?;
+        let mut new_idx = vec![0u32; m * s];
+        let mut new_val = vec![0.0f64; m * s];
+        let mut energy = vec![0.0f64; m];
+        new_idx
+            .par_chunks_mut(OMP_CHUNK * s)
+            .zip(new_val.par_chunks_mut(OMP_CHUNK * s))
+            .zip(energy.par_chunks_mut(OMP_CHUNK))
+            .enumerate()
+            .for_each(|(c, ((ic, vc), ec))| {
+                let mut scratch = OmpScratch::new(k, s);
+                let mut alpha = vec![0.0; k];
+                for (r, e) in ec.iter_mut().enumerate() {
+                    let j = c * OMP_CHUNK + r;
+                    alpha.copy_from_slice(&ytd[j * k..(j + 1) * k]);
+                    *e = omp_one(
+                        &mut alpha,
+                        dtd,
+                        k,
+                        s,
+                        &mut scratch,
+                        &mut ic[r * s..(r + 1) * s],
+                        &mut vc[r * s..(r + 1) * s],
+                    );
+                }
+            });
+        for j in 0..m {
+            let keep = t > 0 && err_col[j] < yy[j] - energy[j];
+            if !keep {
+                idx[j * s..(j + 1) * s].copy_from_slice(&new_idx[j * s..(j + 1) * s]);
+                val[j * s..(j + 1) * s].copy_from_slice(&new_val[j * s..(j + 1) * s]);
+            }
+        }
+        // Residual E^T = Y^T - C^T D (rows).
+        let ds = dict
+            .as_slice()
+            .ok_or_else(|| Error::invalid("dictionary", "not contiguous"))?;
+        et.par_chunks_mut(n).enumerate().for_each(|(j, row)| {
+            row.copy_from_slice(&ys[j * n..(j + 1) * n]);
+            for q in 0..s {
+                let a = idx[j * s + q] as usize;
+                let c = val[j * s + q];
+                if c != 0.0 {
+                    axpy(row, -c, &ds[a * n..(a + 1) * n]);
+                }
+            }
+        });
+        // Which (signal, slot) pairs use each atom.
+        let mut users: Vec<Vec<(u32, u32)>> = vec![Vec::new(); k];
+        for j in 0..m {
+            for q in 0..s {
+                if val[j * s + q] != 0.0 {
+                    users[idx[j * s + q] as usize].push((j as u32, q as u32));
+                }
+            }
+        }
+        let mut replaced = vec![false; m];
+        let mut rbuf: Vec<f64> = Vec::new();
+        for (i, om) in users.iter().enumerate() {
+            if om.is_empty() {
+                replace_atom(&et, ys, n, &mut replaced, dict.row_mut(i))?;
+                continue;
+            }
+            update_atom(
+                &mut et,
+                n,
+                om,
+                s,
+                &mut val,
+                dict.row_mut(i),
+                cfg.power_iters,
+                &mut rbuf,
+            )?;
+        }
+        err_col = et.par_chunks(n).map(|r| dot(r, r)).collect();
+        let total: f64 = err_col.iter().sum();
+        history.push(total);
+        if t > 0 {
+            let prev = history[t - 1];
+            if prev - total <= cfg.tol * prev {
+                break;
+            }
+        }
+    }
+    Ok(Learned { idx, val, history })
+}
+
+/// Replaces an unused atom by the worst-represented signal not yet used for a
+/// replacement this sweep (K-SVD's rule).
+fn replace_atom(
+    et: &[f64],
+    ys: &[f64],
+    n: usize,
+    replaced: &mut [bool],
+    mut atom: ndarray::ArrayViewMut1<'_, f64>,
+) -> Result<()> {
+    let en: Vec<f64> = et.par_chunks(n).map(|r| dot(r, r)).collect();
+    let mut best = -1.0;
+    let mut w = usize::MAX;
+    for (j, &e) in en.iter().enumerate() {
+        if !replaced[j] && e > best {
+            best = e;
+            w = j;
+        }
+    }
+    if w != usize::MAX && best > 0.0 {
+        let mut row = ys[w * n..(w + 1) * n].to_vec();
+        if normalize(&mut row) > 0.0 {
+            atom.iter_mut().zip(&row).for_each(|(a, &r)| *a = r);
+            replaced[w] = true;
+        }
+    }
+    Ok(())
+}
+
+/// Work (rows x length) above which an atom update runs on the rayon pool;
+/// smaller ones run on the calling thread. Both paths use the same fixed
+/// chunks and reduction order, so they give the same bits.
+const PAR_WORK: usize = 1 << 17;
+
+/// `x_j = R_j . u` for every row of `r` (rows of length `n`).
+fn project_rows(r: &[f64], n: usize, u: &[f64], x: &mut [f64], par: bool) {
+    if par {
+        x.par_iter_mut()
+            .zip(r.par_chunks(n))
+            .for_each(|(xi, row)| *xi = dot(row, u));
+    } else {
+        x.iter_mut()
+            .zip(r.chunks(n))
+            .for_each(|(xi, row)| *xi = dot(row, u));
+    }
+}
+
+/// `sum_j x_j R_j`, summed within fixed chunks of [`ROW_CHUNK`] rows, then
+/// over the chunks in order.
+fn combine_rows(r: &[f64], n: usize, x: &[f64], par: bool) -> Vec<f64> {
+    let chunk = |(block, xs): (&[f64], &[f64])| {
+        let mut acc = vec![0.0f64; n];
+        axpy_rows(&mut acc, xs, block);
+        acc
+    };
+    let partial: Vec<Vec<f64>> = if par {
+        r.par_chunks(ROW_CHUNK * n)
+            .zip(x.par_chunks(ROW_CHUNK))
+            .map(chunk)
+            .collect()
+    } else {
+        r.chunks(ROW_CHUNK * n)
+            .zip(x.chunks(ROW_CHUNK))
+            .map(chunk)
+            .collect()
+    };
+    let mut out = vec![0.0f64; n];
+    for p in &partial {
+        axpy(&mut out, 1.0, p);
+    }
+    out
+}
+
+/// Rank-one update of one atom on the signals that use it.
+#[allow(clippy::too_many_arguments)]
+fn update_atom(
+    et: &mut [f64],
+    n: usize,
+    om: &[(u32, u32)],
+    s: usize,
+    val: &mut [f64],
+    mut atom: ndarray::ArrayViewMut1<'_, f64>,
+    power_iters: usize,
+    rbuf: &mut Vec<f64>,
+) -> Result<()> {
+    let d: Vec<f64> = atom.to_vec();
+    let rows = om.len();
+    let par = rows * n >= PAR_WORK;
+    rbuf.resize(rows * n, 0.0);
+    // R_j = E_j + c_ij d.
+    for (r, &(j, q)) in rbuf.chunks_mut(n).zip(om) {
+        let j = j as usize;
+        r.copy_from_slice(&et[j * n..(j + 1) * n]);
+        axpy(r, val[j * s + q as usize], &d);
+    }
+    let r: &[f64] = rbuf;
+    let mut u = d;
+    let mut x = vec![0.0f64; rows];
+    for _ in 0..power_iters {
+        project_rows(r, n, &u, &mut x, par);
+        let mut u2 = combine_rows(r, n, &x, par);
+        if normalize(&mut u2) == 0.0 {
+            break;
+        }
+        u = u2;
+    }
+    project_rows(r, n, &u, &mut x, par);
+    for ((&(j, q), &xi), row) in om.iter().zip(&x).zip(r.chunks(n)) {
+        let j = j as usize;
+        let e = &mut et[j * n..(j + 1) * n];
+        e.copy_from_slice(row);
+        axpy(e, -xi, &u);
+        val[j * s + q as usize] = xi;
+    }
+    atom.iter_mut().zip(&u).for_each(|(a, &v)| *a = v);
+    Ok(())
+}
+
+/// A stored CoSpaDi factorization: `W'^T = D_a C` with `D_a` (`n x k`) dense
+/// and `C` (`k x m`) holding `s` coefficients per output neuron, values in
+/// the stored precision.
+#[derive(Clone, PartialEq)]
+pub struct SparseDictMatrix {
+    /// `D_a^T`, `k x n`.
+    dat: Array2<f32>,
+    /// Atom indices per output neuron, ascending (`m x s`).
+    idx: Vec<u32>,
+    /// Coefficients aligned with `idx`.
+    val: Vec<f32>,
+    m: usize,
+    s: usize,
+    precision: Precision,
+}
+
+impl fmt::Debug for SparseDictMatrix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SparseDictMatrix")
+            .field("shape", &self.shape())
+            .field("k", &self.atoms())
+            .field("s", &self.s)
+            .field("precision", &self.precision)
+            .finish()
+    }
+}
+
+impl SparseDictMatrix {
+    /// Rounds a fit to `precision`, each output's coefficients sorted by atom.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NonFinite`] when a value overflows the format.
+    pub fn from_fit(fit: &CospadiFit, precision: Precision) -> Result<Self> {
+        let dat = fit.da.t().mapv(|x| precision.round(x));
+        let m = fit.idx.len() / fit.s;
+        let mut idx = Vec::with_capacity(m * fit.s);
+        let mut val = Vec::with_capacity(m * fit.s);
+        for j in 0..m {
+            let mut pairs: Vec<(u32, f64)> = (0..fit.s)
+                .map(|q| (fit.idx[j * fit.s + q], fit.val[j * fit.s + q]))
+                .collect();
+            pairs.sort_by_key(|p| p.0);
+            for (a, v) in pairs {
+                idx.push(a);
+                val.push(precision.round(v));
+            }
+        }
+        Self::from_parts(dat.t(), idx, val, m, fit.s, precision)
+    }
+
+    /// Builds the form from `D_a` (`n x k`), `s` ascending distinct atom
+    /// indices per output neuron (`m x s`, row-major) and their coefficients.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] for inconsistent sizes, [`Error::InvalidArgument`] for
+    /// indices out of range, not ascending, or values not representable in
+    /// `precision`, [`Error::NonFinite`] for NaN or infinite values.
+    pub fn from_parts(
+        da: ArrayView2<'_, f32>,
+        idx: Vec<u32>,
+        val: Vec<f32>,
+        m: usize,
+        s: usize,
+        precision: Precision,
+    ) -> Result<Self> {
+        let k = da.ncols();
+        if s == 0 || s > k || idx.len() != m * s || val.len() != m * s || m == 0 {
+            return Err(Error::shape(
+                "sparse dictionary codes",
+                format!("{m} x {s} indices and values with 1 <= s <= k = {k}"),
+                format!("{} indices, {} values", idx.len(), val.len()),
+            ));
+        }
+        finite_matrix("dictionary", da)?;
+        for row in idx.chunks(s) {
+            if row.iter().any(|&a| a as usize >= k) || row.windows(2).any(|p| p[0] >= p[1]) {
+                return Err(Error::invalid(
+                    "sparse dictionary codes",
+                    format!("atom indices must be ascending, distinct and below {k}: {row:?}"),
+                ));
+            }
+        }
+        for (what, mut it) in [
+            (
+                "dictionary",
+                Box::new(da.iter().copied()) as Box<dyn Iterator<Item = f32>>,
+            ),
+            ("coefficients", Box::new(val.iter().copied())),
+        ] {
+            if let Some(v) = it.find(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    what: format!("{what} in {precision}"),
+                    position: "a stored value; use f32 if it overflows".into(),
+                    value: v.to_string(),
+                });
+            }
+        }
+        for v in da.iter().chain(&val) {
+            if precision.round(f64::from(*v)).to_bits() != v.to_bits() {
+                return Err(Error::invalid(
+                    "sparse dictionary values",
+                    format!("{v} is not representable in {precision}"),
+                ));
+            }
+        }
+        Ok(Self {
+            dat: da.t().to_owned(),
+            idx,
+            val,
+            m,
+            s,
+            precision,
+        })
+    }
+
+    /// Atoms `k`.
+    pub fn atoms(&self) -> usize {
+        self.dat.nrows()
+    }
+
+    /// Non-zeros per output neuron `s`.
+    pub fn sparsity(&self) -> usize {
+        self.s
+    }
+
+    /// `D_a` (`n x k`).
+    pub fn dictionary(&self) -> ArrayView2<'_, f32> {
+        self.dat.t()
+    }
+
+    /// Atom indices (`m x s`, row-major, ascending per row).
+    pub fn indices(&self) -> &[u32] {
+        &self.idx
+    }
+
+    /// Coefficients aligned with [`SparseDictMatrix::indices`].
+    pub fn values(&self) -> &[f32] {
+        &self.val
+    }
+
+    /// The stored value format.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+}
+
+impl Reconstruct for SparseDictMatrix {
+    fn shape(&self) -> (usize, usize) {
+        (self.m, self.dat.ncols())
+    }
+
+    fn to_dense(&self) -> Array2<f32> {
+        let n = self.dat.ncols();
+        let mut out = Array2::<f32>::zeros((self.m, n));
+        out.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(j, mut row)| {
+                for q in 0..self.s {
+                    let a = self.idx[j * self.s + q] as usize;
+                    let v = self.val[j * self.s + q];
+                    for (o, &d) in row.iter_mut().zip(self.dat.row(a)) {
+                        *o += v * d;
+                    }
+                }
+            });
+        out
+    }
+
+    fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        input_width("forward input", x, self.dat.ncols())?;
+        let z = matmul_f32_bt(x, self.dat.view()); // tokens x k
+        let mut y = Array2::<f32>::zeros((x.nrows(), self.m));
+        y.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .zip(z.axis_iter(ndarray::Axis(0)))
+            .for_each(|(mut yr, zr)| {
+                for (j, o) in yr.iter_mut().enumerate() {
+                    let mut acc = 0.0f32;
+                    for q in 0..self.s {
+                        acc += zr[self.idx[j * self.s + q] as usize] * self.val[j * self.s + q];
+                    }
+                    *o = acc;
+                }
+            });
+        Ok(y)
+    }
+
+    fn storage(&self) -> Storage {
+        let (m, n) = self.shape();
+        let k = self.atoms() as u64;
+        let b = self.precision.bytes();
+        let p = self.precision;
+        Storage::new((m * n) as u64)
+            .with(format!("dictionary ({n}x{k} {p})"), n as u64 * k * b)
+            .with(
+                format!("coefficients ({m}x{} {p})", self.s),
+                (m * self.s) as u64 * b,
+            )
+            .with(
+                format!("support bitmap ({k}x{m} bits)"),
+                (k * m as u64).div_ceil(8),
+            )
+    }
+}
+
+impl Compressor for Cospadi {
+    fn recipe(&self) -> String {
+        let mut a = vec![];
+        match self.budget {
+            Budget::Ratio(r) => a.push(format!("ratio{r}")),
+            Budget::Sizes { k, s } => {
+                a.push(format!("k{k}"));
+                a.push(format!("s{s}"));
+            }
+        }
+        if self.iters != 60 {
+            a.push(format!("it{}", self.iters));
+        }
+        if self.power_iters != 8 {
+            a.push(format!("pw{}", self.power_iters));
+        }
+        if self.init == Init::Signals {
+            a.push("signals".into());
+        }
+        if self.precision != Precision::Bf16 {
+            a.push(self.precision.to_string());
+        }
+        StageSpec::new("cospadi", a).to_string()
+    }
+
+    fn compress(&self, w: ArrayView2<'_, f32>, ctx: &Context<'_>) -> Result<Compressed> {
+        if ctx.mask.is_some() {
+            return Err(Error::invalid(
+                self.recipe(),
+                "a sparse dictionary gives a dense matrix and cannot be restricted to a \
+                 pruning mask",
+            ));
+        }
+        let fit = self.fit(w, ctx)?;
+        Ok(Compressed::new(SparseDictMatrix::from_fit(
+            &fit,
+            self.precision,
+        )?))
+    }
+
+    fn compose(&self) -> Compose {
+        Compose::Residual
+    }
+}
+
+impl Cospadi {
+    /// Parses a `cospadi:...` stage: `ratio<CR>` or `k<K>:s<S>`, then
+    /// optionally `it<N>` (iterations), `pw<N>` (power iterations),
+    /// `signals` (initialization), `bf16` / `f16` / `f32`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Recipe`] naming the bad argument.
+    pub fn from_stage(stage: &StageSpec) -> Result<Self> {
+        if stage.method != "cospadi" {
+            return Err(stage.error(&stage.method, "not a cospadi stage"));
+        }
+        let mut ratio = None;
+        let mut k = None;
+        let mut s = None;
+        let mut c = Cospadi::new(Budget::Ratio(0.0));
+        let mut seen: Vec<&str> = Vec::new();
+        for a in &stage.args {
+            let key = match a.as_str() {
+                "bf16" | "f16" | "f32" => "precision",
+                "signals" => "signals",
+                _ => a.trim_end_matches(|ch: char| ch.is_ascii_digit() || ch == '.'),
+            };
+            if seen.contains(&key) {
+                return Err(stage.error(a, "given twice"));
+            }
+            seen.push(key);
+            let num = |p: &str| a.strip_prefix(p).and_then(|v| v.parse::<usize>().ok());
+            match key {
+                "ratio" => match a[5..].parse::<f64>() {
+                    Ok(r) if r.is_finite() && (0.0..1.0).contains(&r) => ratio = Some(r),
+                    _ => {
+                        return Err(stage.error(
+                            a,
+                            "the ratio is the fraction of stored values removed, 0 <= ratio < 1",
+                        ));
+                    }
+                },
+                "k" => {
+                    k = Some(
+                        num("k")
+                            .filter(|&x| x > 0)
+                            .ok_or_else(|| stage.error(a, "k<N>, N >= 1"))?,
+                    )
+                }
+                "s" => {
+                    s = Some(
+                        num("s")
+                            .filter(|&x| x > 0)
+                            .ok_or_else(|| stage.error(a, "s<N>, N >= 1"))?,
+                    )
+                }
+                "it" => {
+                    c.iters = num("it")
+                        .filter(|&x| x > 0)
+                        .ok_or_else(|| stage.error(a, "it<N>, N >= 1"))?
+                }
+                "pw" => c.power_iters = num("pw").ok_or_else(|| stage.error(a, "pw<N>"))?,
+                "signals" => c.init = Init::Signals,
+                "precision" => c.precision = a.parse()?,
+                _ => {
+                    return Err(stage.error(
+                        a,
+                        "unknown argument for cospadi (known: ratio<CR>, k<K>, s<S>, it<N>, pw<N>, \
+                         signals, bf16, f16, f32)",
+                    ));
+                }
+            }
+        }
+        c.budget = match (ratio, k, s) {
+            (Some(r), None, None) => Budget::Ratio(r),
+            (None, Some(k), Some(s)) if s <= k => Budget::Sizes { k, s },
+            (None, Some(_), Some(_)) => {
+                return Err(stage.error(stage.to_string(), "needs s <= k"));
+            }
+            _ => {
+                return Err(stage.error(
+                    stage.to_string(),
+                    "give either a ratio (cospadi:ratio0.3) or both sizes (cospadi:k171:s86)",
+                ));
+            }
+        };
+        Ok(c)
+    }
+}
