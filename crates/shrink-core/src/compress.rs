@@ -79,6 +79,18 @@ pub trait Reconstruct: Send + Sync + fmt::Debug + Any {
     fn support(&self) -> Option<&Mask> {
         None
     }
+
+    /// For factored forms: the same form with every stored factor matrix
+    /// compressed by `stage` (see [`Compose::Factors`](crate::Compose::Factors));
+    /// `None` for forms that store no factors (the default).
+    fn compress_factors(
+        &self,
+        stage: &dyn Compressor,
+        ctx: &Context<'_>,
+    ) -> Option<Result<Compressed>> {
+        let _ = (stage, ctx);
+        None
+    }
 }
 
 /// A compressed weight matrix of any form.
@@ -117,6 +129,13 @@ impl Reconstruct for Compressed {
     }
     fn support(&self) -> Option<&Mask> {
         self.0.support()
+    }
+    fn compress_factors(
+        &self,
+        stage: &dyn Compressor,
+        ctx: &Context<'_>,
+    ) -> Option<Result<Compressed>> {
+        self.0.compress_factors(stage, ctx)
     }
 }
 

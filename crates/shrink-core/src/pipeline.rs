@@ -14,9 +14,21 @@
 //!   exactly zero whatever the stage does. The result replaces the earlier
 //!   values (the mask is kept and counted in the storage).
 //!
+//! * **Factors** ([`Compose::Factors`]): an earlier stage stored its result as
+//!   factor matrices (low-rank `A`, `B`; a sparse dictionary and its
+//!   coefficients); the stage compresses each stored matrix, and the result is
+//!   the same factored form over the compressed factors
+//!   (`svd-llm:r64+rtn:int8:channel:sym` quantizes both low-rank factors,
+//!   `cospadi:ratio0.5+rtn:int8:channel:sym` the dictionary and the non-zero
+//!   coefficients). The stage sees no calibration statistics (they describe
+//!   the layer's inputs, not the factors).
+//!
 //! [`Compose::Auto`] picks restricted support when the output so far has a
-//! support mask and residual otherwise; a stage may state its own preference
-//! through [`Compressor::compose`].
+//! support mask, factors when it is a factored form
+//! ([`Reconstruct::compress_factors`]), and residual otherwise; a stage may
+//! state its own preference through [`Compressor::compose`] (the low-rank
+//! stages ask for residual, so `rtn:int3:g128:asym+qera:r32` corrects the
+//! quantization error).
 
 use crate::{Compressed, Compressor, Context, Error, Mask, Reconstruct, Result, Storage};
 use ndarray::{Array2, ArrayView2};
@@ -32,6 +44,8 @@ pub enum Compose {
     Residual,
     /// Compress the kept weights only; pruned weights stay zero.
     Restrict,
+    /// Compress the stored factor matrices of a factored form.
+    Factors,
 }
 
 #[derive(Debug)]
@@ -77,6 +91,11 @@ impl Pipeline {
         self.then_boxed(Box::new(c), Some(Compose::Restrict))
     }
 
+    /// Appends a stage that compresses the stored factors of the form so far.
+    pub fn then_factors(self, c: impl Compressor + 'static) -> Self {
+        self.then_boxed(Box::new(c), Some(Compose::Factors))
+    }
+
     /// Appends a boxed stage; `compose = None` uses the stage's preference.
     pub fn then_boxed(mut self, c: Box<dyn Compressor>, compose: Option<Compose>) -> Self {
         let compose = compose.unwrap_or_else(|| c.compose());
@@ -114,8 +133,33 @@ impl Compressor for Pipeline {
         })?;
         let mut acc = first.compressor.compress(w, ctx)?;
         for stage in stages {
+            let factor_ctx = Context {
+                stats: None,
+                mask: None,
+                ..*ctx
+            };
+            let factored = if matches!(stage.compose, Compose::Auto | Compose::Factors)
+                && acc.support().is_none()
+            {
+                acc.compress_factors(stage.compressor.as_ref(), &factor_ctx)
+            } else {
+                None
+            };
+            if let Some(r) = factored {
+                acc = r?;
+                continue;
+            }
             let mode = match stage.compose {
                 Compose::Auto | Compose::Restrict if acc.support().is_some() => Compose::Restrict,
+                Compose::Factors => {
+                    return Err(Error::invalid(
+                        "pipeline",
+                        format!(
+                            "stage `{}` compresses stored factors, but the form before it has none",
+                            stage.compressor.recipe()
+                        ),
+                    ));
+                }
                 Compose::Restrict => {
                     return Err(Error::invalid(
                         "pipeline",

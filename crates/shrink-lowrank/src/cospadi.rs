@@ -881,6 +881,24 @@ impl Reconstruct for SparseDictMatrix {
         Ok(y)
     }
 
+    fn compress_factors(
+        &self,
+        stage: &dyn Compressor,
+        ctx: &Context<'_>,
+    ) -> Option<Result<Compressed>> {
+        Some((|| {
+            let dict = stage.compress(self.dat.view(), ctx)?;
+            let vals = Array2::from_shape_vec((self.m, self.s), self.val.clone())
+                .map_err(|e| Error::invalid("coefficients", e.to_string()))?;
+            let coef = stage.compress(vals.view(), ctx)?;
+            Ok(Compressed::new(CompressedSparseDict::new(
+                dict,
+                coef,
+                self.idx.clone(),
+            )?))
+        })())
+    }
+
     fn storage(&self) -> Storage {
         let (m, n) = self.shape();
         let k = self.atoms() as u64;
@@ -1027,5 +1045,117 @@ impl Cospadi {
             }
         };
         Ok(c)
+    }
+}
+
+/// A sparse dictionary whose stored values are themselves compressed (e.g.
+/// quantized to int8): the dictionary `D_a^T` (`k x n`) and the non-zero
+/// coefficients (`m x s`, one row per output neuron) as [`Compressed`]
+/// matrices, with the support kept as a bitmap.
+#[derive(Debug)]
+pub struct CompressedSparseDict {
+    dict: Compressed,
+    coef: Compressed,
+    /// The decoded coefficients (`m x s`), used by the forward pass.
+    coef_values: Array2<f32>,
+    idx: Vec<u32>,
+}
+
+impl CompressedSparseDict {
+    /// Pairs a compressed dictionary (`k x n`) and compressed coefficients
+    /// (`m x s`) with their atom indices (`m x s`, row-major).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] for inconsistent sizes, [`Error::InvalidArgument`] for
+    /// an index out of range.
+    pub fn new(dict: Compressed, coef: Compressed, idx: Vec<u32>) -> Result<Self> {
+        let (m, s) = coef.shape();
+        let k = dict.shape().0;
+        if idx.len() != m * s {
+            return Err(Error::shape("atom indices", m * s, idx.len()));
+        }
+        if let Some(a) = idx.iter().find(|&&a| a as usize >= k) {
+            return Err(Error::invalid(
+                "atom indices",
+                format!("{a} is not below the dictionary size {k}"),
+            ));
+        }
+        let coef_values = coef.to_dense();
+        Ok(Self {
+            dict,
+            coef,
+            coef_values,
+            idx,
+        })
+    }
+
+    /// The compressed dictionary `D_a^T` (`k x n`).
+    pub fn dictionary(&self) -> &Compressed {
+        &self.dict
+    }
+
+    /// The compressed coefficients (`m x s`).
+    pub fn coefficients(&self) -> &Compressed {
+        &self.coef
+    }
+}
+
+impl Reconstruct for CompressedSparseDict {
+    fn shape(&self) -> (usize, usize) {
+        (self.coef_values.nrows(), self.dict.shape().1)
+    }
+
+    fn to_dense(&self) -> Array2<f32> {
+        let d = self.dict.to_dense();
+        let (m, s) = self.coef_values.dim();
+        let mut out = Array2::<f32>::zeros((m, d.ncols()));
+        out.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .enumerate()
+            .for_each(|(j, mut row)| {
+                for q in 0..s {
+                    let a = self.idx[j * s + q] as usize;
+                    let v = self.coef_values[(j, q)];
+                    for (o, &x) in row.iter_mut().zip(d.row(a)) {
+                        *o += v * x;
+                    }
+                }
+            });
+        out
+    }
+
+    fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let z = self.dict.forward(x)?;
+        let (m, s) = self.coef_values.dim();
+        let mut y = Array2::<f32>::zeros((x.nrows(), m));
+        y.axis_iter_mut(ndarray::Axis(0))
+            .into_par_iter()
+            .zip(z.axis_iter(ndarray::Axis(0)))
+            .for_each(|(mut yr, zr)| {
+                for (j, o) in yr.iter_mut().enumerate() {
+                    let mut acc = 0.0f32;
+                    for q in 0..s {
+                        acc += zr[self.idx[j * s + q] as usize] * self.coef_values[(j, q)];
+                    }
+                    *o = acc;
+                }
+            });
+        Ok(y)
+    }
+
+    fn storage(&self) -> Storage {
+        let (m, n) = self.shape();
+        let k = self.dict.shape().0 as u64;
+        let mut st = Storage::new((m * n) as u64);
+        for (tag, part) in [("dictionary", &self.dict), ("coefficients", &self.coef)] {
+            for p in part.storage().parts {
+                st = st.with(format!("{tag}: {}", p.name), p.bytes);
+            }
+        }
+        st.with(
+            format!("support bitmap ({k}x{m} bits)"),
+            (k * m as u64).div_ceil(8),
+        )
     }
 }

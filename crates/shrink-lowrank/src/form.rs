@@ -6,7 +6,7 @@ use crate::scaled::Factors;
 use ndarray::{Array2, ArrayView2};
 use shrink_core::check::input_width;
 use shrink_core::linalg::matmul_f32_bt;
-use shrink_core::{Error, Reconstruct, Result, Storage};
+use shrink_core::{Compressed, Compressor, Context, Error, Reconstruct, Result, Storage};
 use std::fmt;
 use std::str::FromStr;
 
@@ -225,6 +225,18 @@ impl Reconstruct for LowRankMatrix {
         Ok(matmul_f32_bt(xa.view(), self.bt.view()))
     }
 
+    fn compress_factors(
+        &self,
+        stage: &dyn Compressor,
+        ctx: &Context<'_>,
+    ) -> Option<Result<Compressed>> {
+        Some((|| {
+            let a = stage.compress(self.at.view(), ctx)?;
+            let b = stage.compress(self.bt.view(), ctx)?;
+            Ok(Compressed::new(CompressedLowRank::new(a, b)?))
+        })())
+    }
+
     fn storage(&self) -> Storage {
         let (m, n) = self.shape();
         let k = self.rank() as u64;
@@ -238,5 +250,70 @@ impl Reconstruct for LowRankMatrix {
                 format!("low-rank B ({k}x{m} {p})"),
                 k * m as u64 * p.bytes(),
             )
+    }
+}
+
+/// A low-rank form whose factors are themselves compressed (e.g. quantized
+/// to int8): `A^T` (`k x n`) and `B^T` (`m x k`) as [`Compressed`] matrices;
+/// `y = (x A) B` through their forward passes.
+#[derive(Debug)]
+pub struct CompressedLowRank {
+    at: Compressed,
+    bt: Compressed,
+}
+
+impl CompressedLowRank {
+    /// Pairs compressed `A^T` (`k x n`) and `B^T` (`m x k`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] when the ranks differ.
+    pub fn new(at: Compressed, bt: Compressed) -> Result<Self> {
+        if at.shape().0 != bt.shape().1 {
+            return Err(Error::shape(
+                "compressed low-rank factors",
+                format!("B^T with {} columns", at.shape().0),
+                format!("{:?}", bt.shape()),
+            ));
+        }
+        Ok(Self { at, bt })
+    }
+
+    /// The compressed `A^T` (`k x n`).
+    pub fn a_t(&self) -> &Compressed {
+        &self.at
+    }
+
+    /// The compressed `B^T` (`m x k`).
+    pub fn b_t(&self) -> &Compressed {
+        &self.bt
+    }
+}
+
+impl Reconstruct for CompressedLowRank {
+    fn shape(&self) -> (usize, usize) {
+        (self.bt.shape().0, self.at.shape().1)
+    }
+
+    fn to_dense(&self) -> Array2<f32> {
+        let a = self.at.to_dense();
+        let b = self.bt.to_dense();
+        matmul_f32_bt(b.view(), a.t())
+    }
+
+    fn forward(&self, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        let xa = self.at.forward(x)?;
+        self.bt.forward(xa.view())
+    }
+
+    fn storage(&self) -> Storage {
+        let (m, n) = self.shape();
+        let mut s = Storage::new((m * n) as u64);
+        for (tag, part) in [("A", &self.at), ("B", &self.bt)] {
+            for p in part.storage().parts {
+                s = s.with(format!("low-rank {tag}: {}", p.name), p.bytes);
+            }
+        }
+        s
     }
 }

@@ -52,9 +52,9 @@ pub mod method;
 pub mod scaled;
 pub mod whiten;
 
-pub use cospadi::{Budget, Cospadi, CospadiFit, Init, SparseDictMatrix};
+pub use cospadi::{Budget, CompressedSparseDict, Cospadi, CospadiFit, Init, SparseDictMatrix};
 pub use dense::{Randomized, Svd};
-pub use form::{LowRankMatrix, Precision};
+pub use form::{CompressedLowRank, LowRankMatrix, Precision};
 pub use method::{LowRank, Method, Rank, Whitening};
 pub use scaled::{Factors, Scaling, Solver};
 pub use whiten::Side;

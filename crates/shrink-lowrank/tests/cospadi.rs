@@ -277,10 +277,11 @@ fn solve_small(mut g: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
             .unwrap();
         g.swap(c, p);
         b.swap(c, p);
+        let pivot = g[c].clone();
         for r in c + 1..n {
-            let f = g[r][c] / g[c][c];
-            for q in c..n {
-                g[r][q] -= f * g[c][q];
+            let f = g[r][c] / pivot[c];
+            for (x, &p) in g[r].iter_mut().zip(&pivot).skip(c) {
+                *x -= f * p;
             }
             b[r] -= f * b[c];
         }
