@@ -19,8 +19,18 @@ use std::process::ExitCode;
 const DEFAULT: &[&str] = &[
     "gguf:q4_0",
     "gguf:q4_0:imatrix",
+    "gguf:q4_0:gptq",
     "gguf:q4_k",
     "gguf:q4_k:imatrix",
+    "gguf:q4_k:gptq",
+    "gguf:q8_0",
+    "gguf:q8_0:gptq",
+    "gguf:q5_k",
+    "gguf:q5_k:imatrix",
+    "gguf:q5_k:gptq",
+    "gguf:q6_k",
+    "gguf:q6_k:imatrix",
+    "gguf:q6_k:gptq",
 ];
 
 fn main() -> ExitCode {

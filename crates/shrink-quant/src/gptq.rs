@@ -74,6 +74,16 @@
 //!   into fixed blocks of 64 rows before it is spread over threads, so the
 //!   result does not depend on the number of threads.
 //!
+//! # Custom rounding rules (block formats)
+//!
+//! The column sweep of step 6 is generic over a [`GptqRule`]: when a column
+//! starts a group the rule fits the group's parameters on the current
+//! (error-updated) weights, then rounds each value with them. The grids of
+//! this crate are one such rule; [`gptq_sweep`] runs GPTQ (without
+//! act-order) with any other, which is how `shrink-pack` drives ggml's GGUF
+//! block types (parameters fitted by ggml's own rule on each block of each
+//! row as GPTQ reaches it).
+//!
 //! # Act-order and storage
 //!
 //! Without act-order, or with act-order and static groups, or with per-channel
@@ -470,26 +480,7 @@ pub fn quantize_gptq(
     finite_matrix("weights", w)?;
     cfg.validate()?;
     let (rows, cols) = w.dim();
-    if h.dim() != (cols, cols) {
-        return Err(Error::shape(
-            "GPTQ Gram matrix",
-            format!("{cols}x{cols}"),
-            format!("{}x{}", h.nrows(), h.ncols()),
-        ));
-    }
-    if let Some(((i, j), v)) = h.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return Err(Error::NonFinite {
-            what: "GPTQ Gram matrix".into(),
-            position: format!("row {i}, column {j}"),
-            value: v.to_string(),
-        });
-    }
-    if let Some(j) = (0..cols).find(|&j| h[(j, j)] < 0.0) {
-        return Err(Error::stats(format!(
-            "GPTQ Gram matrix has a negative diagonal entry {} at {j}; it cannot be X^T X",
-            h[(j, j)]
-        )));
-    }
+    check_gram(h, cols)?;
     if let Some(m) = mask.filter(|m| m.shape() != (rows, cols)) {
         return Err(Error::shape(
             "GPTQ mask",
@@ -576,28 +567,23 @@ pub fn quantize_gptq(
     };
     let mut codes_p = vec![0u8; rows * cols];
     let mut params_dyn = vec![GroupParams::default(); rows * dyn_per_row];
-    let job = Job {
+    let rule = PreparedRule {
         quant: &quant,
-        u: &u,
         cols,
         plan,
         upfront: &upfront,
         perm: &perm,
         keep: keep_p.as_deref(),
         per_row,
+        rows: std::marker::PhantomData,
     };
-    let mut i1 = 0;
-    while i1 < cols {
-        let i2 = (i1 + cfg.block).min(cols);
-        let results: Vec<Result<()>> = wk
-            .par_chunks_mut(ROW_CHUNK * cols)
-            .zip(codes_p.par_chunks_mut(ROW_CHUNK * cols))
-            .zip(params_dyn.par_chunks_mut(ROW_CHUNK * dyn_per_row))
-            .enumerate()
-            .map(|(ci, ((wc, cc), pc))| job.block(ci * ROW_CHUNK, wc, cc, pc, i1, i2))
+    {
+        let mut row_states: Vec<PreparedRow<'_>> = codes_p
+            .chunks_mut(cols)
+            .zip(params_dyn.chunks_mut(dyn_per_row))
+            .map(|(codes, params)| PreparedRow { codes, params })
             .collect();
-        results.into_iter().collect::<Result<()>>()?;
-        i1 = i2;
+        run_sweep(&mut wk, cols, &u, cfg.block, &rule, &mut row_states)?;
     }
 
     // Assemble.
@@ -630,17 +616,206 @@ pub fn quantize_gptq(
     }
 }
 
+/// Checks the Gram matrix: `cols x cols`, finite, non-negative diagonal.
+fn check_gram(h: ArrayView2<'_, f64>, cols: usize) -> Result<()> {
+    if h.dim() != (cols, cols) {
+        return Err(Error::shape(
+            "GPTQ Gram matrix",
+            format!("{cols}x{cols}"),
+            format!("{}x{}", h.nrows(), h.ncols()),
+        ));
+    }
+    if let Some(((i, j), v)) = h.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return Err(Error::NonFinite {
+            what: "GPTQ Gram matrix".into(),
+            position: format!("row {i}, column {j}"),
+            value: v.to_string(),
+        });
+    }
+    if let Some(j) = (0..cols).find(|&j| h[(j, j)] < 0.0) {
+        return Err(Error::stats(format!(
+            "GPTQ Gram matrix has a negative diagonal entry {} at {j}; it cannot be X^T X",
+            h[(j, j)]
+        )));
+    }
+    Ok(())
+}
+
 /// Parameters of consecutive chunks of `len` values (rows or groups), in order.
 fn collect_params(quant: &Prepared, values: &[f32], len: usize) -> Result<Vec<GroupParams>> {
     let per: Vec<Result<GroupParams>> = values.par_chunks(len).map(|xs| quant.params(xs)).collect();
     per.into_iter().collect()
 }
 
-/// Everything the per-row work reads.
-struct Job<'a> {
+/// A rounding rule driven by GPTQ's column sweep ([`gptq_sweep`]): the hook
+/// that lets any block format (ggml's GGUF blocks in `shrink-pack`, or the
+/// grids of this crate) take GPTQ's error compensation.
+///
+/// The sweep visits the input columns of every row in order. When column `c`
+/// starts a group ([`GptqRule::group_at`] returns its length `g`), the sweep
+/// hands [`GptqRule::fit`] the **current** weights of columns `[c, c + g)`
+/// of that row (every error update so far applied, including the pending
+/// lazy-block updates), and the rule fixes the group's parameters; then every
+/// column is rounded by [`GptqRule::quantize`] with those fixed parameters,
+/// and its rounding error is propagated to the later columns as GPTQ does.
+/// The rule records codes and parameters in its per-row state
+/// ([`GptqRule::Row`]).
+pub trait GptqRule: Sync {
+    /// Per-row state and output (codes, parameters, block bytes...).
+    type Row: Send;
+
+    /// The length of the group whose parameters are fitted when the sweep
+    /// reaches column `c`, or `None` when `c` starts no group.
+    fn group_at(&self, c: usize) -> Option<usize>;
+
+    /// Fits the parameters of the group that starts at column `c` of row `r`
+    /// from its current weights `values` (`min(g, cols - c)` of them).
+    fn fit(&self, row: &mut Self::Row, r: usize, c: usize, values: &[f32]) -> Result<()>;
+
+    /// Rounds the current weight `x` of column `c` of row `r` with the
+    /// parameters fitted for its group, records its code, and returns the
+    /// value it is rounded to (exactly what the stored form decodes to).
+    fn quantize(&self, row: &mut Self::Row, r: usize, c: usize, x: f32) -> f32;
+}
+
+/// GPTQ with a custom rounding rule (no act-order): dead inputs, damping
+/// `damp * mean(diag H)`, the upper Cholesky factor of `H^{-1}`, then the
+/// column sweep with lazy blocks of `block` columns, calling `rule` for
+/// every group and value (see [`GptqRule`]). `rows` holds one state per row
+/// of `w` (out x in); `h` is `X^T X` at any positive scale (in x in).
+///
+/// Errors: the shape, finiteness and positive-definiteness errors of
+/// [`quantize_gptq`]; [`Error::Shape`] when `rows.len()` is not the number of
+/// rows of `w`; any error of [`GptqRule::fit`].
+pub fn gptq_sweep<R: GptqRule>(
+    w: ArrayView2<'_, f32>,
+    h: ArrayView2<'_, f64>,
+    damp: f64,
+    block: usize,
+    rule: &R,
+    rows: &mut [R::Row],
+) -> Result<()> {
+    finite_matrix("weights", w)?;
+    let (m, cols) = w.dim();
+    check_gram(h, cols)?;
+    if rows.len() != m {
+        return Err(Error::shape("GPTQ row states", m, rows.len()));
+    }
+    if block == 0 {
+        return Err(Error::invalid(
+            "GPTQ block",
+            "the lazy-block width must be at least 1 column",
+        ));
+    }
+    if !(damp.is_finite() && damp >= 0.0) {
+        return Err(Error::invalid(
+            "GPTQ damping",
+            format!("{damp} is not a finite non-negative number"),
+        ));
+    }
+    let mut diag: Vec<f64> = (0..cols).map(|j| h[(j, j)]).collect();
+    let mut wk: Vec<f32> = w.iter().copied().collect();
+    for j in 0..cols {
+        if diag[j] == 0.0 {
+            diag[j] = 1.0;
+            for r in 0..m {
+                wk[r * cols + j] = 0.0;
+            }
+        }
+    }
+    let perm: Vec<usize> = (0..cols).collect();
+    let u = inverse_cholesky_upper(h, &diag, &perm, damp)?;
+    run_sweep(&mut wk, cols, &u, block, rule, rows)
+}
+
+/// The column sweep over lazy blocks of `block` columns, rows split into
+/// fixed chunks spread over threads (deterministic).
+fn run_sweep<R: GptqRule>(
+    wk: &mut [f32],
+    cols: usize,
+    u: &[f32],
+    block: usize,
+    rule: &R,
+    rows: &mut [R::Row],
+) -> Result<()> {
+    let mut i1 = 0;
+    while i1 < cols {
+        let i2 = (i1 + block).min(cols);
+        let results: Vec<Result<()>> = wk
+            .par_chunks_mut(ROW_CHUNK * cols)
+            .zip(rows.par_chunks_mut(ROW_CHUNK))
+            .enumerate()
+            .map(|(ci, (wc, rc))| sweep_block(rule, u, cols, ci * ROW_CHUNK, wc, rc, i1, i2))
+            .collect();
+        results.into_iter().collect::<Result<()>>()?;
+        i1 = i2;
+    }
+    Ok(())
+}
+
+/// Quantizes columns `[i1, i2)` of the rows of one chunk (first row `r0`)
+/// and applies the block's lazy update to the columns after it.
+#[allow(clippy::too_many_arguments)]
+fn sweep_block<R: GptqRule>(
+    rule: &R,
+    u: &[f32],
+    n: usize,
+    r0: usize,
+    wc: &mut [f32],
+    rc: &mut [R::Row],
+    i1: usize,
+    i2: usize,
+) -> Result<()> {
+    let nr = wc.len() / n;
+    let bw = i2 - i1;
+    let mut err = vec![0f32; nr * bw];
+    let mut buf = Vec::new();
+    for (lr, row) in rc.iter_mut().enumerate().take(nr) {
+        let r = r0 + lr;
+        let w_row = &mut wc[lr * n..(lr + 1) * n];
+        let e_row = &mut err[lr * bw..(lr + 1) * bw];
+        for c in i1..i2 {
+            let k = c - i1;
+            if let Some(g) = rule.group_at(c) {
+                buf.clear();
+                for j in c..(c + g).min(n) {
+                    let mut v = w_row[j];
+                    if j >= i2 {
+                        // Updates of this block not yet applied to column j.
+                        for (t, &e) in e_row[..k].iter().enumerate() {
+                            v -= e * u[(i1 + t) * n + j];
+                        }
+                    }
+                    buf.push(v);
+                }
+                rule.fit(row, r, c, &buf)?;
+            }
+            let x = w_row[c];
+            let q = rule.quantize(row, r, c, x);
+            let e = (x - q) / u[c * n + c];
+            e_row[k] = e;
+            let urow = &u[c * n + c + 1..c * n + i2];
+            for (wj, &uj) in w_row[c + 1..i2].iter_mut().zip(urow) {
+                *wj -= e * uj;
+            }
+        }
+    }
+    if i2 < n && nr > 0 {
+        let wm = MatMut::from_row_major_slice_mut(wc, nr, n);
+        let dst = wm.submatrix_mut(0, i2, nr, n - i2);
+        let lhs = MatRef::from_row_major_slice(&err, nr, bw);
+        let um = MatRef::from_row_major_slice(u, n, n);
+        let rhs = um.submatrix(i1, i2, bw, n - i2);
+        faer::linalg::matmul::matmul(dst, Accum::Add, lhs, rhs, -1.0f32, Par::Seq);
+    }
+    Ok(())
+}
+
+/// The [`GptqRule`] of the grids of this crate: a [`Prepared`] quantizer with
+/// up-front (tensor, channel, static-group) or dynamic-group parameters, and
+/// the restricted-support mask.
+struct PreparedRule<'a, 'b> {
     quant: &'a Prepared,
-    /// Upper Cholesky factor of the damped inverse Hessian, f32, row-major n x n.
-    u: &'a [f32],
     cols: usize,
     plan: ParamPlan,
     upfront: &'a [GroupParams],
@@ -648,86 +823,61 @@ struct Job<'a> {
     /// Kept weights in processing order, when restricted.
     keep: Option<&'a [bool]>,
     per_row: usize,
+    rows: std::marker::PhantomData<&'b ()>,
 }
 
-impl Job<'_> {
-    /// Quantizes columns `[i1, i2)` of the rows of one chunk (first row `r0`)
-    /// and applies the block's lazy update to the columns after it.
-    fn block(
-        &self,
-        r0: usize,
-        wc: &mut [f32],
-        cc: &mut [u8],
-        pc: &mut [GroupParams],
-        i1: usize,
-        i2: usize,
-    ) -> Result<()> {
-        let n = self.cols;
-        let nr = wc.len() / n;
-        let bw = i2 - i1;
-        let dyn_per_row = pc.len() / nr.max(1);
-        let mut err = vec![0f32; nr * bw];
-        let mut buf = Vec::new();
-        for lr in 0..nr {
-            let r = r0 + lr;
-            let w_row = &mut wc[lr * n..(lr + 1) * n];
-            let c_row = &mut cc[lr * n..(lr + 1) * n];
-            let p_row = &mut pc[lr * dyn_per_row..(lr + 1) * dyn_per_row];
-            let e_row = &mut err[lr * bw..(lr + 1) * bw];
-            let keep_row = self.keep.map(|k| &k[r * n..(r + 1) * n]);
-            for c in i1..i2 {
-                let k = c - i1;
-                let p = match self.plan {
-                    ParamPlan::Tensor => self.upfront[0],
-                    ParamPlan::Channel => self.upfront[r],
-                    ParamPlan::Static(g) => self.upfront[r * self.per_row + self.perm[c] / g],
-                    ParamPlan::Dynamic(g) => {
-                        if c % g == 0 {
-                            buf.clear();
-                            for j in c..(c + g).min(n) {
-                                let mut v = w_row[j];
-                                if j >= i2 {
-                                    // Updates of this block not yet applied to column j.
-                                    for (t, &e) in e_row[..k].iter().enumerate() {
-                                        v -= e * self.u[(i1 + t) * n + j];
-                                    }
-                                }
-                                if keep_row.is_some_and(|kr| !kr[j]) {
-                                    v = 0.0;
-                                }
-                                buf.push(v);
-                            }
-                            p_row[c / g] = self.quant.params(&buf)?;
-                        }
-                        p_row[c / g]
-                    }
-                };
-                let s = self.quant.scale_value(p.raw_scale);
-                let x = w_row[c];
-                let (code, q) = if keep_row.is_none_or(|kr| kr[c]) {
-                    let code = self.quant.encode_with(x, s, p.zero);
-                    (code, self.quant.decode_with(code, s, p.zero))
-                } else {
-                    (self.quant.encode_with(0.0, s, p.zero), 0.0)
-                };
-                c_row[c] = code;
-                let e = (x - q) / self.u[c * n + c];
-                e_row[k] = e;
-                let urow = &self.u[c * n + c + 1..c * n + i2];
-                for (wj, &uj) in w_row[c + 1..i2].iter_mut().zip(urow) {
-                    *wj -= e * uj;
-                }
-            }
+/// One row's codes and dynamic-group parameters (slices of the whole
+/// matrix's buffers).
+struct PreparedRow<'b> {
+    codes: &'b mut [u8],
+    params: &'b mut [GroupParams],
+}
+
+impl PreparedRule<'_, '_> {
+    fn kept(&self, r: usize, c: usize) -> bool {
+        self.keep.is_none_or(|k| k[r * self.cols + c])
+    }
+}
+
+impl<'b> GptqRule for PreparedRule<'_, 'b> {
+    type Row = PreparedRow<'b>;
+
+    fn group_at(&self, c: usize) -> Option<usize> {
+        match self.plan {
+            ParamPlan::Dynamic(g) if c.is_multiple_of(g) => Some(g),
+            _ => None,
         }
-        if i2 < n && nr > 0 {
-            let wm = MatMut::from_row_major_slice_mut(wc, nr, n);
-            let dst = wm.submatrix_mut(0, i2, nr, n - i2);
-            let lhs = MatRef::from_row_major_slice(&err, nr, bw);
-            let um = MatRef::from_row_major_slice(self.u, n, n);
-            let rhs = um.submatrix(i1, i2, bw, n - i2);
-            faer::linalg::matmul::matmul(dst, Accum::Add, lhs, rhs, -1.0f32, Par::Seq);
-        }
+    }
+
+    fn fit(&self, row: &mut PreparedRow<'b>, r: usize, c: usize, values: &[f32]) -> Result<()> {
+        let ParamPlan::Dynamic(g) = self.plan else {
+            return Ok(());
+        };
+        let vals: Vec<f32> = values
+            .iter()
+            .enumerate()
+            .map(|(t, &v)| if self.kept(r, c + t) { v } else { 0.0 })
+            .collect();
+        row.params[c / g] = self.quant.params(&vals)?;
         Ok(())
+    }
+
+    fn quantize(&self, row: &mut PreparedRow<'b>, r: usize, c: usize, x: f32) -> f32 {
+        let p = match self.plan {
+            ParamPlan::Tensor => self.upfront[0],
+            ParamPlan::Channel => self.upfront[r],
+            ParamPlan::Static(g) => self.upfront[r * self.per_row + self.perm[c] / g],
+            ParamPlan::Dynamic(g) => row.params[c / g],
+        };
+        let s = self.quant.scale_value(p.raw_scale);
+        if self.kept(r, c) {
+            let code = self.quant.encode_with(x, s, p.zero);
+            row.codes[c] = code;
+            self.quant.decode_with(code, s, p.zero)
+        } else {
+            row.codes[c] = self.quant.encode_with(0.0, s, p.zero);
+            0.0
+        }
     }
 }
 

@@ -21,7 +21,7 @@ pub mod quantizer;
 pub mod rtn;
 pub mod spec;
 
-pub use gptq::{ActOrderMatrix, Gptq, GptqOutput, quantize_gptq};
+pub use gptq::{ActOrderMatrix, Gptq, GptqOutput, GptqRule, gptq_sweep, quantize_gptq};
 pub use hqq::{Hqq, HqqMatrix, HqqSolver, quantize_hqq};
 pub use matrix::QuantizedMatrix;
 pub use quantizer::{GroupParams, Prepared};

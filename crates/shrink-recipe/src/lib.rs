@@ -101,6 +101,7 @@ pub const KNOWN_RECIPES: &[&str] = &[
     "gguf:iq4_nl",
     "gguf:q4_0:imatrix",
     "gguf:iq4_nl:imatrix",
+    "gguf:q4_0:gptq",
 ];
 
 /// Builds one stage's compressor.

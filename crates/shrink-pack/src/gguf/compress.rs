@@ -23,10 +23,17 @@
 //!   calibration tokens (what llama.cpp's `imatrix` tool stores). For the
 //!   types whose ggml quantizer reads importance weights (Q4_0, Q4_1, Q5_0,
 //!   Q5_1, Q2_K .. Q6_K, IQ4_NL, IQ4_XS); needs [`LayerStats`].
+//! * `gguf:<type>:gptq[:dampX][:blockN]` ([`GgufMethod::Gptq`]): GPTQ whose
+//!   block parameters are fitted by ggml's own rule on the error-updated
+//!   weights as the sweep reaches each block ([`super::gptq`]); valid ggml
+//!   bytes that no ggml tool writes. Needs [`LayerStats`] (the Gram matrix);
+//!   damping (default 0.01 of the mean diagonal) and lazy-block width
+//!   (default 128) as in `gptq:`. A pipeline's restricted-support mask is
+//!   not used inside the sweep; the pipeline zeroes pruned weights after.
 //!
 //! # Recipe
 //!
-//! `gguf:<type>[:imatrix]` with `<type>` one of `f16`, `bf16`, `q4_0`, `q4_1`, `q5_0`,
+//! `gguf:<type>[:imatrix|:gptq[:dampX][:blockN]]` with `<type>` one of `f16`, `bf16`, `q4_0`, `q4_1`, `q5_0`,
 //! `q5_1`, `q8_0`, `q2_k`, `q3_k`, `q4_k`, `q5_k`, `q6_k`, `q8_k`, `iq4_nl`,
 //! `iq4_xs`, `tq1_0`, `tq2_0`, `mxfp4` (case-insensitive; printed in lower
 //! case).
@@ -103,6 +110,28 @@ impl GgufMatrix {
         finite_matrix("GGUF quantization input", w)?;
         let values: Vec<f32> = w.iter().copied().collect();
         let bytes = super::quantize_weighted(t, &values, cols, importance)?;
+        Self::from_bytes(t, rows, cols, bytes)
+    }
+
+    /// GPTQ into `t`'s blocks with the Gram matrix `h` (`X^T X`, in x in),
+    /// relative damping `damp` and lazy blocks of `block` columns
+    /// ([`super::gptq`]).
+    pub fn quantize_gptq(
+        t: GgufType,
+        w: ArrayView2<'_, f32>,
+        h: ArrayView2<'_, f64>,
+        damp: f64,
+        block: usize,
+    ) -> Result<Self> {
+        let (rows, cols) = w.dim();
+        check_shape(t, rows, cols)?;
+        let rule = super::GgufGptqRule::new(t, cols)?;
+        let mut states: Vec<super::GgufRow> = (0..rows).map(|_| rule.new_row()).collect();
+        shrink_quant::gptq_sweep(w, h, damp, block, &rule, &mut states)?;
+        let mut bytes = Vec::with_capacity(t.byte_len(rows * cols)?);
+        for s in states {
+            bytes.extend_from_slice(&s.bytes);
+        }
         Self::from_bytes(t, rows, cols, bytes)
     }
 
@@ -209,6 +238,13 @@ pub enum GgufMethod {
     Reference,
     /// ggml's importance-weighted quantizer, importance `diag(H) / count`.
     Imatrix,
+    /// GPTQ into the type's blocks.
+    Gptq {
+        /// Relative damping of `H` (default 0.01).
+        damp: f64,
+        /// Lazy-block width in columns (default 128).
+        block: usize,
+    },
 }
 
 /// The `gguf:<type>[...]` compressor.
@@ -235,6 +271,15 @@ impl GgufQuant {
         match self.method {
             GgufMethod::Reference => {}
             GgufMethod::Imatrix => a.push("imatrix".into()),
+            GgufMethod::Gptq { damp, block } => {
+                a.push("gptq".into());
+                if damp != shrink_quant::gptq::DEFAULT_DAMP {
+                    a.push(format!("damp{damp}"));
+                }
+                if block != shrink_quant::gptq::DEFAULT_BLOCK {
+                    a.push(format!("block{block}"));
+                }
+            }
         }
         a
     }
@@ -271,7 +316,51 @@ impl GgufQuant {
                     }
                     q.method = GgufMethod::Imatrix;
                 }
-                _ => return Err(stage.error(a, "unknown gguf argument (imatrix)")),
+                "gptq" => {
+                    if !ty.takes_gptq() {
+                        return Err(
+                            stage.error(a, format!("GPTQ does not round into {}", ty.name()))
+                        );
+                    }
+                    let mut damp = None;
+                    let mut block = None;
+                    for o in args.by_ref() {
+                        if let Some(v) = o.strip_prefix("damp") {
+                            match v.parse::<f64>() {
+                                Ok(d) if d.is_finite() && d >= 0.0 && damp.is_none() => {
+                                    damp = Some(d)
+                                }
+                                _ => {
+                                    return Err(stage.error(
+                                        o,
+                                        "the damping is a finite non-negative number \
+                                         given once (damp0.01)",
+                                    ));
+                                }
+                            }
+                        } else if let Some(v) = o.strip_prefix("block") {
+                            match v.parse::<usize>() {
+                                Ok(b) if b > 0 && block.is_none() => block = Some(b),
+                                _ => {
+                                    return Err(stage.error(
+                                        o,
+                                        "the block width is a positive integer given once \
+                                         (block128)",
+                                    ));
+                                }
+                            }
+                        } else {
+                            return Err(
+                                stage.error(o, "unknown gguf gptq argument (dampX, blockN)")
+                            );
+                        }
+                    }
+                    q.method = GgufMethod::Gptq {
+                        damp: damp.unwrap_or(shrink_quant::gptq::DEFAULT_DAMP),
+                        block: block.unwrap_or(shrink_quant::gptq::DEFAULT_BLOCK),
+                    };
+                }
+                _ => return Err(stage.error(a, "unknown gguf argument (imatrix, gptq)")),
             }
         }
         if let Some(a) = args.next() {
@@ -292,6 +381,10 @@ impl Compressor for GgufQuant {
             GgufMethod::Imatrix => {
                 let stats = ctx.require_stats(&self.recipe())?;
                 GgufMatrix::quantize_weighted(self.ty, w, &importance(stats)?)?
+            }
+            GgufMethod::Gptq { damp, block } => {
+                let stats = ctx.require_stats(&self.recipe())?;
+                GgufMatrix::quantize_gptq(self.ty, w, stats.gram().view(), damp, block)?
             }
         };
         Ok(Compressed::new(m))

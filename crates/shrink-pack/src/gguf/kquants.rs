@@ -458,7 +458,7 @@ pub(super) fn requant_pack_q3_k(x: &[f32], l: &mut [i8; 256], out: &mut [u8]) {
 }
 
 /// Unpacks Q3_K's twelve scale bytes to the 16 signed 6-bit scales.
-fn q3_k_scales(sc: &[u8]) -> [i32; 16] {
+pub(super) fn q3_k_scales(sc: &[u8]) -> [i32; 16] {
     let mut s = [0i32; 16];
     for (j, v) in s.iter_mut().enumerate() {
         let lo = if j < 8 { sc[j] & 0x0f } else { sc[j - 8] >> 4 };
@@ -791,13 +791,13 @@ pub(crate) fn dequantize_q8_k(b: &[u8], y: &mut [f32]) {
 // ------------------------------------------------------- IQ4_NL / IQ4_XS
 
 /// ggml's `kvalues_iq4nl`: the 16 non-linear 4-bit levels.
-const KVALUES_IQ4NL: [i8; 16] = [
+pub(super) const KVALUES_IQ4NL: [i8; 16] = [
     -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
 ];
 
 /// ggml's `best_index_int8` over [`KVALUES_IQ4NL`].
 #[inline]
-fn best_index_iq4(x: f32) -> u8 {
+pub(super) fn best_index_iq4(x: f32) -> u8 {
     let val = &KVALUES_IQ4NL;
     if x <= f32::from(val[0]) {
         return 0;
@@ -897,7 +897,9 @@ fn iq4_weights(x: &[f32], qw: &[f32], out: &mut [f32]) {
 }
 
 /// IQ4_NL with optional importance weights (ggml's `quantize_iq4_nl`).
-pub(super) fn quantize_iq4_nl_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
+/// Returns the inverse scale the codes were chosen with (`1 / d` before `d`
+/// is rounded to half, 0 for an all-zero block).
+pub(super) fn quantize_iq4_nl_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) -> f32 {
     let mut l = [0u8; 32];
     let mut w = [0f32; 32];
     let weights = qw.map(|q| {
@@ -911,6 +913,7 @@ pub(super) fn quantize_iq4_nl_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]
         *lj = best_index_iq4(id * xj);
     }
     pack_iq4(&l, &mut out[2..18]);
+    id
 }
 
 /// IQ4_NL block to 32 values.
@@ -929,7 +932,9 @@ pub(crate) fn quantize_iq4_xs(x: &[f32], out: &mut [u8]) {
 }
 
 /// IQ4_XS with optional importance weights (ggml's `quantize_iq4_xs`).
-pub(super) fn quantize_iq4_xs_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
+/// Returns the inverse sub-block scales the codes were chosen with (`1 /
+/// (d l_ib)` with `d` before rounding to half, 0 where that is 0).
+pub(super) fn quantize_iq4_xs_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) -> [f32; 8] {
     let mut w = [0f32; 256];
     let weights = qw.map(|q| {
         iq4_weights(x, q, &mut w);
@@ -956,10 +961,12 @@ pub(super) fn quantize_iq4_xs_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     let mut scales_h = 0u16;
     let mut scales_l = [0u8; 4];
+    let mut idls = [0f32; 8];
     for ib in 0..8 {
         let li = nearest_int(id * scales[ib]).clamp(-32, 31);
         let dl = d * li as f32;
         let idl = if dl != 0.0 { 1.0 / dl } else { 0.0 };
+        idls[ib] = idl;
         for j in 0..32 {
             l[32 * ib + j] = best_index_iq4(idl * x[32 * ib + j]);
         }
@@ -975,6 +982,7 @@ pub(super) fn quantize_iq4_xs_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]
     out[2..4].copy_from_slice(&scales_h.to_le_bytes());
     out[4..8].copy_from_slice(&scales_l);
     pack_iq4(&l, &mut out[8..136]);
+    idls
 }
 
 /// IQ4_XS block to 256 values.

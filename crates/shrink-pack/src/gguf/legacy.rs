@@ -32,7 +32,7 @@ use super::{f16_to_f32, f32_to_f16};
 
 /// The signed value of largest magnitude (the first one on ties).
 #[inline]
-fn signed_absmax(x: &[f32]) -> f32 {
+pub(super) fn signed_absmax(x: &[f32]) -> f32 {
     let mut amax = 0.0f32;
     let mut max = 0.0f32;
     for &v in x {
@@ -45,7 +45,7 @@ fn signed_absmax(x: &[f32]) -> f32 {
 }
 
 #[inline]
-fn min_max(x: &[f32]) -> (f32, f32) {
+pub(super) fn min_max(x: &[f32]) -> (f32, f32) {
     let mut min = f32::MAX;
     let mut max = -f32::MAX;
     for &v in x {
@@ -224,12 +224,12 @@ pub(crate) fn dequantize_q8_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// Doubled E2M1 values indexed by the 4-bit FP4 code (ggml's `kvalues_fp4`).
-const KVALUES_FP4: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+pub(super) const KVALUES_FP4: [i8; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
 
 /// Half the value of an E8M0 exponent byte: `2^(e - 128)`, as an f32 bit
 /// pattern (subnormal for `e < 2`).
 #[inline]
-fn e8m0_half(e: u8) -> f32 {
+pub(super) fn e8m0_half(e: u8) -> f32 {
     let bits = if e < 2 {
         0x0020_0000u32 << e
     } else {
@@ -239,7 +239,7 @@ fn e8m0_half(e: u8) -> f32 {
 }
 
 #[inline]
-fn best_index_fp4(x: f32, e: f32) -> u8 {
+pub(super) fn best_index_fp4(x: f32, e: f32) -> u8 {
     let mut best = 0u8;
     let mut best_err = (f32::from(KVALUES_FP4[0]) * e - x).abs();
     for (i, &k) in KVALUES_FP4.iter().enumerate().skip(1) {

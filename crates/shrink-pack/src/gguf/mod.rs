@@ -86,12 +86,14 @@ use shrink_core::{Error, Result};
 
 pub mod compress;
 pub mod file;
+pub mod gptq;
 pub mod kquants;
 pub mod legacy;
 pub mod weighted;
 
 pub use compress::{GgufMatrix, GgufMethod, GgufQuant};
 pub use file::{GgmlType, GgufFile, GgufHeader, GgufWriter, MetaType, MetaValue, TensorInfo};
+pub use gptq::{GgufGptqRule, GgufRow};
 pub use weighted::quantize_weighted;
 
 /// A ggml tensor type this module can quantize and dequantize.
@@ -379,6 +381,12 @@ pub fn quantize(t: GgufType, x: &[f32]) -> Result<Vec<u8>> {
         f(xb, ob);
     }
     Ok(out)
+}
+
+/// Quantizes one block (`t.block_size()` values into `t.type_size()` bytes)
+/// with ggml's reference quantizer; lengths are the caller's to check.
+pub(crate) fn quantize_block(t: GgufType, x: &[f32], out: &mut [u8]) {
+    (t.quantize_block_fn())(x, out);
 }
 
 /// Dequantizes `n` values of type `t` from `bytes`, exactly as ggml's

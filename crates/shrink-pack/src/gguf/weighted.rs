@@ -560,8 +560,12 @@ pub fn quantize_weighted(
                 GgufType::Q4_K => q4_k(xb, qb, ob),
                 GgufType::Q5_K => q5_k(xb, qb, ob),
                 GgufType::Q6_K => quantize_q6_k_with(xb, Some(qb), ob),
-                GgufType::IQ4_NL => quantize_iq4_nl_with(xb, Some(qb), ob),
-                GgufType::IQ4_XS => quantize_iq4_xs_with(xb, Some(qb), ob),
+                GgufType::IQ4_NL => {
+                    quantize_iq4_nl_with(xb, Some(qb), ob);
+                }
+                GgufType::IQ4_XS => {
+                    quantize_iq4_xs_with(xb, Some(qb), ob);
+                }
                 _ => unreachable!("checked by takes_importance"),
             }
         }
