@@ -3,11 +3,14 @@
 //!
 //! ```text
 //! cargo run --release --example lowrank_speed -- [--n 4096] [--rank 32] [--big-rank 256]
-//!     [--power 2] [--krylov 6] [--big-krylov 1] [--reference ../shared/peers/lowrank_ref.py] [--skip-full] [--json]
+//!     [--power 2] [--krylov 6] [--big-krylov 1] [--decay] [--reference ../shared/peers/lowrank_ref.py] [--skip-full] [--json]
 //! ```
 //!
 //! The problem is the reference's timing problem (`lowrank_ref.py --time N`):
-//! `W = 0.02 G` and `R = A A^T / N + 0.01 I` with Gaussian `G`, `A`. Rows:
+//! `W = 0.02 G` and `R = A A^T / N + 0.01 I` with Gaussian `G`, `A` (a flat
+//! spectrum, the hard case for sketches); `--decay` uses instead
+//! `W = G1 diag(0.02 (i+1)^-1/2) G2` (a slowly decaying spectrum, like trained
+//! weights). Rows:
 //!
 //! * `thin SVD` (faer, full) beside `rsvd r<big-rank>` (randomized subspace
 //!   iteration, `--power` iterations) and `krylov r<big-rank>` (block Krylov,
@@ -43,6 +46,7 @@ struct Args {
     reference: Option<String>,
     skip_full: bool,
     json: bool,
+    decay: bool,
     power: usize,
     krylov: Option<usize>,
     big_krylov: usize,
@@ -56,6 +60,7 @@ fn parse() -> Result<Args, String> {
         reference: None,
         skip_full: false,
         json: false,
+        decay: false,
         power: 2,
         krylov: None,
         big_krylov: 1,
@@ -77,6 +82,7 @@ fn parse() -> Result<Args, String> {
             "--krylov" => a.krylov = Some(num("--krylov")?),
             "--big-krylov" => a.big_krylov = num("--big-krylov")?,
             "--json" => a.json = true,
+            "--decay" => a.decay = true,
             other => return Err(format!("unknown argument {other}")),
         }
     }
@@ -105,6 +111,23 @@ fn main() -> ExitCode {
     let w64 = Array2::from_shape_simple_fn((n, n), || {
         0.02 * <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
     });
+    let w64 = if args.decay {
+        // G1 diag(sigma) G2 / n with Gaussian G1, G2 and sigma_i = (i+1)^-1/2:
+        // a slowly decaying spectrum, like trained weights.
+        let mut g1 = Array2::from_shape_simple_fn((n, n), || {
+            <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+        });
+        let g2 = Array2::from_shape_simple_fn((n, n), || {
+            <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
+        });
+        for (j, mut c) in g1.columns_mut().into_iter().enumerate() {
+            let s = 0.02 / (j as f64 + 1.0).sqrt();
+            c.mapv_inplace(|x| x * s);
+        }
+        matmul(g1.view(), g2.view())
+    } else {
+        w64
+    };
     let a = Array2::from_shape_simple_fn((n, n), || {
         <StandardNormal as Distribution<f64>>::sample(&StandardNormal, &mut rng)
     });
