@@ -65,8 +65,9 @@ use rayon::prelude::*;
 use shrink_core::check::{finite_matrix, input_width};
 use shrink_core::linalg::{matmul, matmul_f32_bt};
 use shrink_core::{
-    Compose, Compressed, Compressor, Context, Error, Reconstruct, Result, StageSpec, Storage,
+    Compose, Compressed, Compressor, Context, Error, Mask, Reconstruct, Result, StageSpec, Storage,
 };
+use shrink_pack::sparse::{ValueFormat, decode_bitmask, encode_bitmask};
 use std::fmt;
 
 /// Signals coded per parallel task (a fixed partition).
@@ -836,6 +837,156 @@ impl SparseDictMatrix {
     /// The stored value format.
     pub fn precision(&self) -> Precision {
         self.precision
+    }
+}
+
+/// Magic of the byte layout of [`SparseDictMatrix`].
+const SDL_MAGIC: &[u8; 4] = b"SDL1";
+/// Magic, m, n, k, s.
+const SDL_HEADER: usize = 4 + 4 * 8;
+
+fn value_format(p: Precision) -> ValueFormat {
+    match p {
+        Precision::F16 => ValueFormat::F16,
+        Precision::Bf16 => ValueFormat::Bf16,
+        Precision::F32 => ValueFormat::F32,
+    }
+}
+
+impl SparseDictMatrix {
+    /// The byte layout "SDL1":
+    ///
+    /// ```text
+    /// offset  size           field
+    /// 0       4              magic "SDL1"
+    /// 4       4 x 8          u64 LE m (outputs), n (inputs), k (atoms), s (non-zeros per output)
+    /// 36      k n V          D_a^T (k x n) row-major, little-endian, V = 2 (bf16, f16) or 4 (f32)
+    /// ...     SBM1 block     shrink-pack's bitmask layout of C^T (m x k): its 21-byte
+    ///                        header (value format included), the k m support bits,
+    ///                        then the m s coefficients in row-major order
+    /// ```
+    ///
+    /// The bytes after the two headers are exactly [`Reconstruct::storage`].
+    ///
+    /// # Errors
+    ///
+    /// Only if a stored value is not representable (never for a form built
+    /// by this crate).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let (m, n) = self.shape();
+        let k = self.atoms();
+        let mut out = Vec::with_capacity(SDL_HEADER + self.storage().bytes() as usize + 21);
+        out.extend_from_slice(SDL_MAGIC);
+        for v in [m, n, k, self.s] {
+            out.extend_from_slice(&(v as u64).to_le_bytes());
+        }
+        for &x in self.dat.iter() {
+            match self.precision {
+                Precision::F32 => out.extend_from_slice(&x.to_le_bytes()),
+                Precision::F16 => {
+                    out.extend_from_slice(&half::f16::from_f32(x).to_bits().to_le_bytes())
+                }
+                Precision::Bf16 => {
+                    out.extend_from_slice(&half::bf16::from_f32(x).to_bits().to_le_bytes())
+                }
+            }
+        }
+        let mut mask = Mask::full(m, k, false);
+        for (j, row) in self.idx.chunks(self.s).enumerate() {
+            for &a in row {
+                mask.set(j, a as usize, true);
+            }
+        }
+        out.extend_from_slice(&encode_bitmask(
+            &mask,
+            &self.val,
+            value_format(self.precision),
+        )?);
+        Ok(out)
+    }
+
+    /// Reads the layout written by [`SparseDictMatrix::to_bytes`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] for truncated or inconsistent bytes (wrong magic,
+    /// sizes that do not match, a support row without exactly `s` atoms).
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let what = "SDL1 sparse dictionary";
+        if bytes.len() < SDL_HEADER || &bytes[..4] != SDL_MAGIC {
+            return Err(Error::corrupt(what, "missing or wrong header"));
+        }
+        let rd = |i: usize| -> Result<usize> {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&bytes[4 + 8 * i..12 + 8 * i]);
+            usize::try_from(u64::from_le_bytes(b))
+                .map_err(|_| Error::corrupt(what, "size does not fit in usize"))
+        };
+        let (m, n, k, s) = (rd(0)?, rd(1)?, rd(2)?, rd(3)?);
+        if m == 0 || n == 0 || s == 0 || s > k {
+            return Err(Error::corrupt(
+                what,
+                format!("bad sizes m {m}, n {n}, k {k}, s {s}"),
+            ));
+        }
+        let rest = &bytes[SDL_HEADER..];
+        // The value format is in the SBM1 header, after the dictionary; try
+        // each width and keep the one whose SBM1 block parses.
+        let dict_len = |vb: usize| k.checked_mul(n).and_then(|x| x.checked_mul(vb));
+        let mut found = None;
+        for p in [Precision::Bf16, Precision::F16, Precision::F32] {
+            let Some(len) = dict_len(p.bytes() as usize) else {
+                continue;
+            };
+            if rest.len() < len + 21
+                || rest[len + 20] != value_code(p)
+                || &rest[len..len + 4] != b"SBM1"
+            {
+                continue;
+            }
+            found = Some((p, len));
+            break;
+        }
+        let (precision, len) = found
+            .ok_or_else(|| Error::corrupt(what, "truncated, or no valid coefficient block"))?;
+        let dict: Vec<f32> = rest[..len]
+            .chunks_exact(precision.bytes() as usize)
+            .map(|b| match precision {
+                Precision::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+                Precision::F16 => half::f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32(),
+                Precision::Bf16 => half::bf16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32(),
+            })
+            .collect();
+        let sparse = decode_bitmask(&rest[len..])?;
+        if sparse.mask.shape() != (m, k) || sparse.format != value_format(precision) {
+            return Err(Error::corrupt(
+                what,
+                "the coefficient block does not match the header",
+            ));
+        }
+        let mut idx = Vec::with_capacity(m * s);
+        for j in 0..m {
+            let before = idx.len();
+            idx.extend((0..k).filter(|&a| sparse.mask.get(j, a)).map(|a| a as u32));
+            if idx.len() - before != s {
+                return Err(Error::corrupt(
+                    what,
+                    format!("output {j} has {} atoms, not {s}", idx.len() - before),
+                ));
+            }
+        }
+        let dat = Array2::from_shape_vec((k, n), dict)
+            .map_err(|e| Error::corrupt(what, e.to_string()))?;
+        Self::from_parts(dat.t(), idx, sparse.values, m, s, precision)
+            .map_err(|e| Error::corrupt(what, e.to_string()))
+    }
+}
+
+fn value_code(p: Precision) -> u8 {
+    match p {
+        Precision::F32 => 0,
+        Precision::F16 => 1,
+        Precision::Bf16 => 2,
     }
 }
 

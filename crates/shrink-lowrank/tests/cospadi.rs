@@ -353,3 +353,34 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn bytes_round_trip_and_corrupt_input_is_an_error() {
+    let (w, stats) = fixture();
+    let ctx = Context::with_stats(&stats);
+    for p in ["bf16", "f16", "f32"] {
+        let c = stage(&format!("cospadi:k16:s5:it2:{p}"))
+            .compress(w.view(), &ctx)
+            .unwrap();
+        let sd = c.downcast_ref::<SparseDictMatrix>().unwrap();
+        let bytes = sd.to_bytes().unwrap();
+        // Two headers (36 + 21 bytes) plus exactly the counted storage.
+        assert_eq!(bytes.len() as u64, 36 + 21 + c.storage().bytes(), "{p}");
+        assert_eq!(&SparseDictMatrix::from_bytes(&bytes).unwrap(), sd);
+        for cut in (0..bytes.len()).step_by(97) {
+            assert!(
+                SparseDictMatrix::from_bytes(&bytes[..cut]).is_err(),
+                "{p}: prefix {cut}"
+            );
+        }
+        let mut bad = bytes.clone();
+        bad[0] = b'X';
+        assert!(matches!(
+            SparseDictMatrix::from_bytes(&bad),
+            Err(Error::Corrupt { .. })
+        ));
+        let mut bad = bytes.clone();
+        bad[28] = 99; // s
+        assert!(SparseDictMatrix::from_bytes(&bad).is_err());
+    }
+}
