@@ -55,7 +55,7 @@
 
 use crate::dense::{Svd, solve_lower_transpose_in_place, thin_svd};
 use crate::form::Precision;
-use crate::kernels::{axpy, axpy_rows, dot};
+use crate::kernels::{axpy, axpy_rows, axpy4, dot};
 use crate::whiten::svd_llm_whitening;
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
@@ -545,7 +545,6 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
             }
         }
         let mut replaced = vec![false; m];
-        let mut rbuf: Vec<f64> = Vec::new();
         for (i, om) in users.iter().enumerate() {
             if om.is_empty() {
                 replace_atom(&et, ys, n, &mut replaced, dict.row_mut(i))?;
@@ -559,7 +558,6 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
                 &mut val,
                 dict.row_mut(i),
                 cfg.power_iters,
-                &mut rbuf,
             )?;
         }
         err_col = et.par_chunks(n).map(|r| dot(r, r)).collect();
@@ -608,34 +606,71 @@ fn replace_atom(
 /// chunks and reduction order, so they give the same bits.
 const PAR_WORK: usize = 1 << 17;
 
-/// `x_j = R_j . u` for every row of `r` (rows of length `n`).
-fn project_rows(r: &[f64], n: usize, u: &[f64], x: &mut [f64], par: bool) {
+/// `x_j = E_{row j} . u + c_j (d . u)` for the signals `om` (rows of `et`
+/// of length `n`): the projections of the restricted residual
+/// `R_j = E_j + c_j d` without building it.
+fn project_rows(
+    et: &[f64],
+    n: usize,
+    om: &[usize],
+    c: &[f64],
+    du: f64,
+    u: &[f64],
+    x: &mut [f64],
+    par: bool,
+) {
+    let f = |(xi, (&j, &cj)): (&mut f64, (&usize, &f64))| {
+        *xi = dot(&et[j * n..(j + 1) * n], u) + cj * du;
+    };
     if par {
         x.par_iter_mut()
-            .zip(r.par_chunks(n))
-            .for_each(|(xi, row)| *xi = dot(row, u));
+            .zip(om.par_iter().zip(c.par_iter()))
+            .for_each(f);
     } else {
-        x.iter_mut()
-            .zip(r.chunks(n))
-            .for_each(|(xi, row)| *xi = dot(row, u));
+        x.iter_mut().zip(om.iter().zip(c.iter())).for_each(f);
     }
 }
 
-/// `sum_j x_j R_j`, summed within fixed chunks of [`ROW_CHUNK`] rows, then
+/// `sum_j x_j R_j = sum_j x_j E_j + (sum_j x_j c_j) d`, the first sum taken
+/// within fixed chunks of [`ROW_CHUNK`] signals (four rows per pass), then
 /// over the chunks in order.
-fn combine_rows(r: &[f64], n: usize, x: &[f64], par: bool) -> Vec<f64> {
-    let chunk = |(block, xs): (&[f64], &[f64])| {
+fn combine_rows(
+    et: &[f64],
+    n: usize,
+    om: &[usize],
+    c: &[f64],
+    d: &[f64],
+    x: &[f64],
+    par: bool,
+) -> Vec<f64> {
+    let chunk = |(rows, xs): (&[usize], &[f64])| {
         let mut acc = vec![0.0f64; n];
-        axpy_rows(&mut acc, xs, block);
+        let row = |j: usize| &et[j * n..(j + 1) * n];
+        let full = rows.len() / 4 * 4;
+        for b in (0..full).step_by(4) {
+            axpy4(
+                &mut acc,
+                [xs[b], xs[b + 1], xs[b + 2], xs[b + 3]],
+                [
+                    row(rows[b]),
+                    row(rows[b + 1]),
+                    row(rows[b + 2]),
+                    row(rows[b + 3]),
+                ],
+            );
+        }
+        for b in full..rows.len() {
+            axpy(&mut acc, xs[b], row(rows[b]));
+        }
         acc
     };
     let partial: Vec<Vec<f64>> = if par {
-        r.par_chunks(ROW_CHUNK * n)
+        om.par_chunks(ROW_CHUNK)
             .zip(x.par_chunks(ROW_CHUNK))
             .map(chunk)
             .collect()
     } else {
-        r.chunks(ROW_CHUNK * n)
+        om.chunks(ROW_CHUNK)
             .zip(x.chunks(ROW_CHUNK))
             .map(chunk)
             .collect()
@@ -644,10 +679,13 @@ fn combine_rows(r: &[f64], n: usize, x: &[f64], par: bool) -> Vec<f64> {
     for p in &partial {
         axpy(&mut out, 1.0, p);
     }
+    axpy(&mut out, dot(x, c), d);
     out
 }
 
-/// Rank-one update of one atom on the signals that use it.
+/// Rank-one update of one atom on the signals that use it: the best
+/// rank-one approximation of `R = E_om + d c_om^T` by power iterations from
+/// `d`, then `E_om = R - u x^T`, atom `u`, coefficients `x`.
 #[allow(clippy::too_many_arguments)]
 fn update_atom(
     et: &mut [f64],
@@ -657,36 +695,30 @@ fn update_atom(
     val: &mut [f64],
     mut atom: ndarray::ArrayViewMut1<'_, f64>,
     power_iters: usize,
-    rbuf: &mut Vec<f64>,
 ) -> Result<()> {
     let d: Vec<f64> = atom.to_vec();
-    let rows = om.len();
-    let par = rows * n >= PAR_WORK;
-    rbuf.resize(rows * n, 0.0);
-    // R_j = E_j + c_ij d.
-    for (r, &(j, q)) in rbuf.chunks_mut(n).zip(om) {
-        let j = j as usize;
-        r.copy_from_slice(&et[j * n..(j + 1) * n]);
-        axpy(r, val[j * s + q as usize], &d);
-    }
-    let r: &[f64] = rbuf;
-    let mut u = d;
-    let mut x = vec![0.0f64; rows];
+    let rows: Vec<usize> = om.iter().map(|&(j, _)| j as usize).collect();
+    let c: Vec<f64> = om
+        .iter()
+        .map(|&(j, q)| val[j as usize * s + q as usize])
+        .collect();
+    let par = rows.len() * n >= PAR_WORK;
+    let mut u = d.clone();
+    let mut x = vec![0.0f64; rows.len()];
     for _ in 0..power_iters {
-        project_rows(r, n, &u, &mut x, par);
-        let mut u2 = combine_rows(r, n, &x, par);
+        project_rows(et, n, &rows, &c, dot(&d, &u), &u, &mut x, par);
+        let mut u2 = combine_rows(et, n, &rows, &c, &d, &x, par);
         if normalize(&mut u2) == 0.0 {
             break;
         }
         u = u2;
     }
-    project_rows(r, n, &u, &mut x, par);
-    for ((&(j, q), &xi), row) in om.iter().zip(&x).zip(r.chunks(n)) {
-        let j = j as usize;
-        let e = &mut et[j * n..(j + 1) * n];
-        e.copy_from_slice(row);
+    project_rows(et, n, &rows, &c, dot(&d, &u), &u, &mut x, par);
+    for (((&(j, q), &j0), &xi), &cj) in om.iter().zip(&rows).zip(&x).zip(&c) {
+        let e = &mut et[j0 * n..(j0 + 1) * n];
+        axpy(e, cj, &d);
         axpy(e, -xi, &u);
-        val[j * s + q as usize] = xi;
+        val[j as usize * s + q as usize] = xi;
     }
     atom.iter_mut().zip(&u).for_each(|(a, &v)| *a = v);
     Ok(())
