@@ -609,6 +609,7 @@ const PAR_WORK: usize = 1 << 17;
 /// `x_j = E_{row j} . u + c_j (d . u)` for the signals `om` (rows of `et`
 /// of length `n`): the projections of the restricted residual
 /// `R_j = E_j + c_j d` without building it.
+#[allow(clippy::too_many_arguments)]
 fn project_rows(
     et: &[f64],
     n: usize,
