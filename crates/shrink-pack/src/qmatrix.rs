@@ -104,6 +104,15 @@ pub fn decode(bytes: &[u8]) -> Result<QuantizedMatrix> {
         .map_err(|e| Error::corrupt("SQM1 matrix", format!("bad spec text `{text}`: {e}")))?;
     let rows = u64_at(bytes, &mut pos, "rows")?;
     let cols = u64_at(bytes, &mut pos, "cols")?;
+    // A zero dimension would let the other one be anything (2^60 empty rows
+    // pass every size check and then take forever to reconstruct); no
+    // quantizer produces an empty matrix.
+    if rows == 0 || cols == 0 {
+        return Err(Error::corrupt(
+            "SQM1 matrix",
+            format!("{rows}x{cols} has a zero dimension"),
+        ));
+    }
     let n = rows
         .checked_mul(cols)
         .filter(|&n| n <= bytes.len() as u64 * 8)

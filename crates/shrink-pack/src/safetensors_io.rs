@@ -347,6 +347,18 @@ impl SafetensorsModel {
         Self::open_single(path)
     }
 
+    /// A model of one safetensors file already in memory (for example from
+    /// [`SafetensorsFile::from_bytes`]); its folder is the current directory.
+    pub fn from_file(f: SafetensorsFile) -> Self {
+        let map = f.names().map(|n| (n.to_string(), 0)).collect();
+        Self {
+            root: PathBuf::from("."),
+            shards: vec![f],
+            map,
+            index_metadata: None,
+        }
+    }
+
     fn open_single(path: &Path) -> Result<Self> {
         let f = SafetensorsFile::open(path)?;
         let map = f.names().map(|n| (n.to_string(), 0)).collect();

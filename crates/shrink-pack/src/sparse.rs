@@ -643,7 +643,9 @@ pub fn encode_structured(
 /// # Errors
 ///
 /// [`Error::Corrupt`] on a bad magic or axis byte, wrong length or non-zero
-/// bitmap padding.
+/// bitmap padding, or a shape of more than 64 weights per stored byte (which
+/// only a file keeping under 1/128 of its lines could have; such a header is
+/// rejected rather than expanded).
 pub fn decode_structured(bytes: &[u8]) -> Result<(BitmaskSparse, Axis)> {
     let what = "SST1 structured sparse matrix";
     let (rows, cols, format) = read_header(bytes, SST_MAGIC, what)?;
@@ -658,6 +660,18 @@ pub fn decode_structured(bytes: &[u8]) -> Result<(BitmaskSparse, Axis)> {
         Axis::Rows => (rows, cols),
         Axis::Columns => (cols, rows),
     };
+    // The mask is expanded to rows x cols bits, a size the header alone
+    // claims: bound it by the bytes actually stored. Every file that keeps
+    // at least 1/128 of its lines stores one byte per 64 weights or more.
+    if (rows as u128) * (cols as u128) > 64 * bytes.len() as u128 {
+        return Err(Error::corrupt(
+            what,
+            format!(
+                "{rows}x{cols} weights from {} bytes: more than 64 weights per stored byte",
+                bytes.len()
+            ),
+        ));
+    }
     let nb = lines.div_ceil(8);
     let body = &body[1..];
     if body.len() < nb {
