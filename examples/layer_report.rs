@@ -9,7 +9,10 @@
 //! Without `--recipe` every recipe of `shrink::recipe::KNOWN_RECIPES` runs.
 //! `--json` prints one JSON line per row:
 //! `{"linear","recipe","bits_per_weight","rel_weight_error","rel_output_error","seconds"}`,
-//! plus `"density"` for pruning recipes (results with a mask).
+//! plus `"density"` for pruning recipes (results with a mask) and
+//! `"rel_fisher_error"` when the layer has Fisher information. A recipe that
+//! does not apply to a linear (missing data, or a shape its format cannot
+//! hold) is skipped with the reason on stderr.
 
 use shrink::core::LayerFile;
 use shrink::recipe::{KNOWN_RECIPES, build, report};
@@ -87,9 +90,14 @@ fn main() -> ExitCode {
                         }
                         rows.push(row);
                     }
-                    // A recipe that needs data this file lacks (Fisher
-                    // information for fwsvd) is skipped with the reason.
-                    Err(e @ shrink::core::Error::Stats { .. }) => {
+                    // A recipe that does not apply to this linear (data the
+                    // file lacks, such as Fisher information for fwsvd, or a
+                    // shape the format cannot hold, such as a 384-wide row
+                    // for 256-weight K-quant blocks) is skipped with the
+                    // reason; other errors stop the report.
+                    Err(
+                        e @ (shrink::core::Error::Stats { .. } | shrink::core::Error::Shape { .. }),
+                    ) => {
                         eprintln!(
                             "\nskipped: {name} {}: {e}",
                             shrink::core::Compressor::recipe(p)

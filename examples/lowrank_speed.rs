@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run --release --example lowrank_speed -- [--n 4096] [--rank 32] [--big-rank 256]
-//!     [--power 2] [--krylov 6] [--big-krylov 1] [--decay] [--reference ../shared/peers/lowrank_ref.py] [--skip-full] [--json]
+//!     [--power 2] [--oversample P] [--krylov 6] [--big-krylov 1] [--decay] [--svd-only] [--reference ../shared/peers/lowrank_ref.py] [--skip-full] [--json]
 //! ```
 //!
 //! The problem is the reference's timing problem (`lowrank_ref.py --time N`):
@@ -50,6 +50,8 @@ struct Args {
     power: usize,
     krylov: Option<usize>,
     big_krylov: usize,
+    oversample: Option<usize>,
+    svd_only: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -64,6 +66,8 @@ fn parse() -> Result<Args, String> {
         power: 2,
         krylov: None,
         big_krylov: 1,
+        oversample: None,
+        svd_only: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -81,6 +85,8 @@ fn parse() -> Result<Args, String> {
             "--power" => a.power = num("--power")?,
             "--krylov" => a.krylov = Some(num("--krylov")?),
             "--big-krylov" => a.big_krylov = num("--big-krylov")?,
+            "--oversample" => a.oversample = Some(num("--oversample")?),
+            "--svd-only" => a.svd_only = true,
             "--json" => a.json = true,
             "--decay" => a.decay = true,
             other => return Err(format!("unknown argument {other}")),
@@ -152,7 +158,7 @@ fn main() -> ExitCode {
     // Full thin SVD beside the randomized ones.
     let k = args.big_rank.min(n);
     let cfg = Randomized {
-        oversample: None,
+        oversample: args.oversample,
         power_iters: args.power,
     };
     let kcfg = Randomized {
@@ -243,7 +249,7 @@ fn main() -> ExitCode {
     let mut exact_obj = None;
     let mut ours = std::collections::BTreeMap::new();
     for (name, m) in variants.iter() {
-        if args.skip_full && m.solver == Solver::Exact {
+        if args.svd_only || (args.skip_full && m.solver == Solver::Exact) {
             continue;
         }
         match obj(m) {
@@ -332,13 +338,14 @@ fn main() -> ExitCode {
                     );
                 }
             }
-            if let Some(t) = v["qera_exact"]["median_s"].as_f64() {
-                if let Some(m) = ours.get("qera (sqrt, full SVD)") {
-                    println!(
-                        "reference qera_exact vs ours qera (sqrt, full SVD): {:.1}x faster",
-                        t / m
-                    );
-                }
+            if let (Some(t), Some(m)) = (
+                v["qera_exact"]["median_s"].as_f64(),
+                ours.get("qera (sqrt, full SVD)"),
+            ) {
+                println!(
+                    "reference qera_exact vs ours qera (sqrt, full SVD): {:.1}x faster",
+                    t / m
+                );
             }
         }
     }

@@ -155,13 +155,18 @@ fn report_files(
             let stats = file.stats(lin)?;
             for p in &ps {
                 pb.set_message(format!("{lin} {}", p.recipe()));
-                rows.push(report::evaluate(
-                    &format!("{stem} {lin}"),
-                    p,
-                    w.view(),
-                    Some(&stats),
-                    0,
-                )?);
+                match report::evaluate(&format!("{stem} {lin}"), p, w.view(), Some(&stats), 0) {
+                    Ok(row) => rows.push(row),
+                    // A recipe that does not apply to this linear (data it
+                    // needs is missing, or its shape does not fit the format)
+                    // is skipped with the reason; other errors stop the report.
+                    Err(
+                        e @ (shrink_core::Error::Stats { .. } | shrink_core::Error::Shape { .. }),
+                    ) => {
+                        pb.println(format!("skipped: {stem} {lin} {}: {e}", p.recipe()));
+                    }
+                    Err(e) => return Err(e),
+                }
                 pb.inc(1);
             }
         }

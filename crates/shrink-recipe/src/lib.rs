@@ -102,6 +102,10 @@ pub const KNOWN_RECIPES: &[&str] = &[
     "gguf:q4_0:imatrix",
     "gguf:iq4_nl:imatrix",
     "gguf:q4_0:gptq",
+    "gguf:q4_k",
+    "gguf:q6_k",
+    "gguf:q4_k:imatrix",
+    "gguf:q4_k:gptq",
 ];
 
 /// Builds one stage's compressor.
