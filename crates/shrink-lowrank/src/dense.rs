@@ -263,14 +263,9 @@ fn orthonormal_basis(y: ArrayView2<'_, f64>) -> Result<Array2<f64>> {
     Ok(q)
 }
 
-/// Rank-`k` randomized SVD of `a` (Halko et al.), seeded.
-///
-/// `k` is clamped to `min(m, n)`; the sketch width `k + p` too.
-///
-/// # Errors
-///
-/// As [`thin_svd`]; [`Error::InvalidArgument`] for `k == 0`.
-pub fn randomized_svd(a: ArrayView2<'_, f64>, k: usize, cfg: Randomized, seed: u64) -> Result<Svd> {
+/// Validates a sketch's input and returns the rank `k` (clamped to
+/// `min(m, n)`) and the sketch width `l = min(k + p, min(m, n))`.
+fn sketch_sizes(a: ArrayView2<'_, f64>, k: usize, cfg: Randomized) -> Result<(usize, usize)> {
     let (m, n) = a.dim();
     if m == 0 || n == 0 {
         return Err(Error::Empty {
@@ -284,7 +279,19 @@ pub fn randomized_svd(a: ArrayView2<'_, f64>, k: usize, cfg: Randomized, seed: u
     let r = m.min(n);
     let k = k.min(r);
     let p = cfg.oversample.unwrap_or((k / 2).max(10));
-    let l = (k + p).min(r);
+    Ok((k, (k + p).min(r)))
+}
+
+/// Rank-`k` randomized SVD of `a` (Halko et al.), seeded.
+///
+/// `k` is clamped to `min(m, n)`; the sketch width `k + p` too.
+///
+/// # Errors
+///
+/// As [`thin_svd`]; [`Error::InvalidArgument`] for `k == 0`.
+pub fn randomized_svd(a: ArrayView2<'_, f64>, k: usize, cfg: Randomized, seed: u64) -> Result<Svd> {
+    let (k, l) = sketch_sizes(a, k, cfg)?;
+    let n = a.ncols();
     // The range finder runs in f32 (products with `A` are the cost; a basis
     // accurate to f32 rounding loses nothing at the accuracy a sketch has),
     // the bases are orthonormalized and the final projection made in f64.
@@ -336,26 +343,14 @@ pub fn block_krylov_svd(
     cfg: Randomized,
     seed: u64,
 ) -> Result<Svd> {
-    let (m, n) = a.dim();
-    if m == 0 || n == 0 {
-        return Err(Error::Empty {
-            what: "matrix to decompose".into(),
-        });
-    }
-    if k == 0 {
-        return Err(Error::invalid("rank", "must be at least 1"));
-    }
-    check_finite("matrix to decompose", a)?;
-    let r = m.min(n);
-    let k = k.min(r);
-    let p = cfg.oversample.unwrap_or((k / 2).max(10));
-    let l = (k + p).min(r);
+    let (k, l) = sketch_sizes(a, k, cfg)?;
+    let n = a.ncols();
     let mut rng = StdRng::seed_from_u64(seed);
     let omega = Array2::from_shape_simple_fn((n, l), || StandardNormal.sample(&mut rng));
     let mut y = orthonormal_basis(matmul(a, omega.view()).view())?;
     let mut blocks = vec![y.clone()];
     for _ in 0..cfg.power_iters {
-        if blocks.len() * l >= r {
+        if blocks.len() * l >= a.nrows().min(n) {
             break;
         }
         let z = orthonormal_basis(matmul(a.t(), y.view()).view())?;
