@@ -59,6 +59,7 @@ use std::path::{Path, PathBuf};
 
 use shrink_core::{Error, Result};
 
+use super::iquants::{self, DecodeOnlyType};
 use super::{GgufType, dequantize, quantize};
 
 /// The four magic bytes every GGUF file starts with.
@@ -327,8 +328,9 @@ fn write_string(out: &mut Vec<u8>, s: &str) {
 // Tensor types
 // ---------------------------------------------------------------------------
 
-/// The storage type of a GGUF tensor: a plain element type or one of the
-/// block types of [`GgufType`].
+/// The storage type of a GGUF tensor: a plain element type, one of the
+/// block types of [`GgufType`], or a block type this crate only decodes
+/// ([`DecodeOnlyType`]: the i-quants IQ1_S..IQ3_S and NVFP4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum GgmlType {
@@ -336,6 +338,11 @@ pub enum GgmlType {
     F32,
     /// A block type (including F16 and BF16) with its own quantizer.
     Quant(GgufType),
+    /// A block type that is decoded but not encoded (no reference quantizer
+    /// without an importance matrix): IQ2_XXS, IQ2_XS, IQ3_XXS, IQ1_S,
+    /// IQ3_S, IQ2_S, IQ1_M, NVFP4. Such tensors are read, and written from
+    /// bytes ([`GgufWriter::add_tensor_bytes`]).
+    DecodeOnly(DecodeOnlyType),
     /// ggml type 24: signed 8-bit integers.
     I8,
     /// ggml type 25: signed 16-bit integers.
@@ -354,12 +361,19 @@ impl From<GgufType> for GgmlType {
     }
 }
 
+impl From<DecodeOnlyType> for GgmlType {
+    fn from(t: DecodeOnlyType) -> Self {
+        GgmlType::DecodeOnly(t)
+    }
+}
+
 impl GgmlType {
     /// The ggml type id stored in a tensor info.
     pub fn id(self) -> u32 {
         match self {
             GgmlType::F32 => 0,
             GgmlType::Quant(t) => t.id(),
+            GgmlType::DecodeOnly(t) => t.id(),
             GgmlType::I8 => 24,
             GgmlType::I16 => 25,
             GgmlType::I32 => 26,
@@ -377,7 +391,10 @@ impl GgmlType {
             26 => GgmlType::I32,
             27 => GgmlType::I64,
             28 => GgmlType::F64,
-            _ => GgmlType::Quant(GgufType::from_id(id)?),
+            _ => match GgufType::from_id(id) {
+                Some(t) => GgmlType::Quant(t),
+                None => GgmlType::DecodeOnly(DecodeOnlyType::from_id(id)?),
+            },
         })
     }
 
@@ -385,6 +402,7 @@ impl GgmlType {
     pub fn block_size(self) -> usize {
         match self {
             GgmlType::Quant(t) => t.block_size(),
+            GgmlType::DecodeOnly(t) => t.block_size(),
             _ => 1,
         }
     }
@@ -394,6 +412,7 @@ impl GgmlType {
         match self {
             GgmlType::F32 | GgmlType::I32 => 4,
             GgmlType::Quant(t) => t.type_size(),
+            GgmlType::DecodeOnly(t) => t.type_size(),
             GgmlType::I8 => 1,
             GgmlType::I16 => 2,
             GgmlType::I64 | GgmlType::F64 => 8,
@@ -405,6 +424,7 @@ impl GgmlType {
         match self {
             GgmlType::F32 => "F32",
             GgmlType::Quant(t) => t.name(),
+            GgmlType::DecodeOnly(t) => t.name(),
             GgmlType::I8 => "I8",
             GgmlType::I16 => "I16",
             GgmlType::I32 => "I32",
@@ -418,6 +438,7 @@ impl GgmlType {
     pub fn byte_len(self, n: usize) -> Result<usize> {
         match self {
             GgmlType::Quant(t) => t.byte_len(n),
+            GgmlType::DecodeOnly(t) => t.byte_len(n),
             _ => n
                 .checked_mul(self.type_size())
                 .ok_or_else(|| Error::invalid("n", format!("{n} values overflow the byte count"))),
@@ -426,10 +447,22 @@ impl GgmlType {
 
     /// Encodes `x` in this type: block types through [`quantize`], F32/F64
     /// exactly, integer types by rounding half away from zero (errors for
-    /// values outside the type's range).
+    /// values outside the type's range). Decode-only types are an
+    /// [`Error::InvalidArgument`].
     pub fn encode(self, x: &[f32]) -> Result<Vec<u8>> {
-        if let GgmlType::Quant(t) = self {
-            return quantize(t, x);
+        match self {
+            GgmlType::Quant(t) => return quantize(t, x),
+            GgmlType::DecodeOnly(t) => {
+                return Err(Error::invalid(
+                    "ggml type",
+                    format!(
+                        "{} is decode-only here (ggml quantizes it only with an importance matrix); \
+                         add its bytes with add_tensor_bytes",
+                        t.name()
+                    ),
+                ));
+            }
+            _ => {}
         }
         if let Some(i) = x.iter().position(|v| !v.is_finite()) {
             return Err(Error::NonFinite {
@@ -465,22 +498,24 @@ impl GgmlType {
                 GgmlType::I64 => {
                     out.extend_from_slice(&(int(v, -9.2e18, 9.2e18)? as i64).to_le_bytes())
                 }
-                GgmlType::Quant(_) => unreachable!("handled above"),
+                GgmlType::Quant(_) | GgmlType::DecodeOnly(_) => unreachable!("handled above"),
             }
         }
         Ok(out)
     }
 
     /// Decodes `n` values of this type from `bytes` to f32 (block types
-    /// through [`dequantize`]; F64 and 64-bit integers are rounded to the
-    /// nearest f32).
+    /// through [`dequantize`] or [`iquants::dequantize`]; F64 and 64-bit
+    /// integers are rounded to the nearest f32).
     ///
     /// Errors: [`Error::Corrupt`] when `bytes` is not exactly `n` values
     /// long; [`Error::InvalidArgument`] when `n` is not a whole number of
     /// blocks.
     pub fn decode(self, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
-        if let GgmlType::Quant(t) = self {
-            return dequantize(t, bytes, n);
+        match self {
+            GgmlType::Quant(t) => return dequantize(t, bytes, n),
+            GgmlType::DecodeOnly(t) => return iquants::dequantize(t, bytes, n),
+            _ => {}
         }
         let len = self.byte_len(n)?;
         if bytes.len() != len {
@@ -499,7 +534,7 @@ impl GgmlType {
                 GgmlType::I32 => i32::from_le_bytes([c[0], c[1], c[2], c[3]]) as f32,
                 GgmlType::I64 => i64::from_le_bytes(arr8(c)) as f32,
                 GgmlType::F64 => f64::from_le_bytes(arr8(c)) as f32,
-                GgmlType::Quant(_) => f32::NAN,
+                GgmlType::Quant(_) | GgmlType::DecodeOnly(_) => f32::NAN,
             })
             .collect();
         Ok(out)
@@ -726,7 +761,7 @@ impl GgufWriter {
             && self
                 .tensors
                 .iter()
-                .any(|t| matches!(t.ty, GgmlType::Quant(_)));
+                .any(|t| matches!(t.ty, GgmlType::Quant(_) | GgmlType::DecodeOnly(_)));
         let mut out = Vec::new();
         out.extend_from_slice(&MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());

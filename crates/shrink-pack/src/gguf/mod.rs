@@ -87,6 +87,7 @@ use shrink_core::{Error, Result};
 pub mod compress;
 pub mod file;
 pub mod gptq;
+pub mod iquants;
 pub mod kquants;
 pub mod legacy;
 pub mod weighted;
@@ -94,6 +95,7 @@ pub mod weighted;
 pub use compress::{GgufMatrix, GgufMethod, GgufQuant};
 pub use file::{GgmlType, GgufFile, GgufHeader, GgufWriter, MetaType, MetaValue, TensorInfo};
 pub use gptq::{GgufGptqRule, GgufRow};
+pub use iquants::DecodeOnlyType;
 pub use weighted::quantize_weighted;
 
 /// A ggml tensor type this module can quantize and dequantize.
