@@ -12,10 +12,12 @@
 //! | `pack-quantized` (int, b bits) | `<p>.weight_packed` I32 `(m, ceil(n b / 32))`: codes `q + 2^(b-1)` as one little-endian bit stream per row (element 0 in the low bits of word 0); `<p>.weight_scale` `(m, n/g)` / `(m, 1)` / `(1,)` in the model dtype; `<p>.weight_zero_point` (asymmetric group/channel) I32 `(ceil(m b / 32), groups)`, the signed zero points `+ 2^(b-1)` packed along dim 0; `<p>.weight_g_idx` I32 `(n,)` (act-order); `<p>.weight_shape` I64 `[m, n]` |
 //! | `float-quantized` (FP8) | `<p>.weight` F8_E4M3 `(m, n)`; `<p>.weight_scale` F32 `(m, 1)` or `(1,)` |
 //! | `nvfp4-pack-quantized` | `<p>.weight_packed` U8 `(m, n/2)`, E2M1 nibbles (element `2k` low); `<p>.weight_scale` F8_E4M3 `(m, n/16)`; `<p>.weight_global_scale` F32 `(1,)` |
+//! | `mxfp4-pack-quantized` | `<p>.weight_packed` U8 `(m, n/2)` as NVFP4; `<p>.weight_scale` U8 `(m, n/32)`, E8M0 exponents (bias 127); no global scale |
 //! | `sparse-24-bitmask` | `<p>.compressed` `(m, n/2)` kept values (weight dtype, F8_E4M3 with FP8); `<p>.bitmask` U8 `(m, ceil(n/8))`; `<p>.shape` I64 `(2, 1)`; FP8 adds `<p>.weight_scale` |
 //!
 //! Dequantization: int `(code - zero) * scale`, FP8 `e4m3(code) * scale`,
-//! NVFP4 `e2m1(code) * (e4m3(scale) / global_scale)`.
+//! NVFP4 `e2m1(code) * (e4m3(scale) / global_scale)`, MXFP4 `e2m1(code) *
+//! 2^(scale - 127)`.
 //!
 //! # From shrink's forms
 //!
@@ -23,13 +25,15 @@
 //! over `Grid::Int` (F32/F16/BF16 scales; symmetric codes are `q + 2^(b-1)`
 //! already, asymmetric codes and zero points are unsigned, which is exactly
 //! the packed form), over `Grid::Float(E4M3)` with F32 scales, or over
-//! `Grid::Nvfp4`; an [`ActOrderMatrix`] (GPTQ act-order: codes are written
+//! `Grid::Nvfp4`, or over `Grid::Mx(E2M1)` (MXFP4: E8M0 scales per 32);
+//! an [`ActOrderMatrix`] (GPTQ act-order: codes are written
 //! in the original column order, scales per permuted group, and
 //! `weight_g_idx[perm[k]] = k / g`); and a [`Sparse24`] for 2:4 pruning.
 //!
 //! # The package's own arithmetic
 //!
-//! [`quantize_int`], [`quantize_fp8`] and [`quantize_nvfp4`] quantize with
+//! [`quantize_int`], [`quantize_fp8`], [`quantize_nvfp4`] and
+//! [`quantize_mxfp4`] quantize with
 //! the rules of compressed-tensors' `calculate_qparams` and the MinMax
 //! observer (symmetric int scale `absmax / ((qmax - qmin) / 2)`, i.e. `/ 7.5`
 //! for int4; asymmetric `(max - min) / (qmax - qmin)` and zero point
@@ -87,6 +91,8 @@ pub enum CtFormat {
     IntQuantized,
     /// NVFP4: E2M1 nibbles, E4M3 group scales, f32 global scale.
     Nvfp4PackQuantized,
+    /// MXFP4: E2M1 nibbles, E8M0 (uint8 exponent) scales per 32 values.
+    Mxfp4PackQuantized,
     /// 2:4 sparsity: kept values plus a bitmask.
     Sparse24Bitmask,
 }
@@ -101,6 +107,7 @@ impl CtFormat {
             CtFormat::NaiveQuantized => "naive-quantized",
             CtFormat::IntQuantized => "int-quantized",
             CtFormat::Nvfp4PackQuantized => "nvfp4-pack-quantized",
+            CtFormat::Mxfp4PackQuantized => "mxfp4-pack-quantized",
             CtFormat::Sparse24Bitmask => "sparse-24-bitmask",
         }
     }
@@ -123,6 +130,7 @@ impl FromStr for CtFormat {
             "naive-quantized" => CtFormat::NaiveQuantized,
             "int-quantized" => CtFormat::IntQuantized,
             "nvfp4-pack-quantized" => CtFormat::Nvfp4PackQuantized,
+            "mxfp4-pack-quantized" => CtFormat::Mxfp4PackQuantized,
             "sparse-24-bitmask" => CtFormat::Sparse24Bitmask,
             other => {
                 return Err(Error::invalid(
@@ -273,6 +281,21 @@ impl QuantArgs {
             dynamic: false,
             actorder: None,
             scale_dtype: Some("torch.float8_e4m3fn".into()),
+        }
+    }
+
+    /// MXFP4 weights (preset `MXFP4A16`): float, 4 bits, symmetric, groups
+    /// of 32, `scale_dtype` `torch.uint8` (E8M0 exponents).
+    pub fn mxfp4() -> Self {
+        Self {
+            num_bits: 4,
+            kind: QuantKind::Float,
+            symmetric: true,
+            strategy: Strategy::Group,
+            group_size: Some(32),
+            dynamic: false,
+            actorder: None,
+            scale_dtype: Some("torch.uint8".into()),
         }
     }
 
@@ -809,6 +832,63 @@ pub fn quantize_nvfp4(w: &[f32], rows: usize, cols: usize) -> Result<QuantizedMa
     QuantizedMatrix::from_parts(prepared, rows, cols, codes, params)
 }
 
+/// The E8M0 scale byte compressed-tensors gives a group of 32 whose largest
+/// magnitude is `amax` (`generate_mx_scales` for FP4, then the cast to
+/// uint8): `amax` is rounded to a power of two by adding `2^21` to its f32
+/// bits and keeping sign and exponent (`round_to_power_2`, so a mantissa of
+/// 1.75 or more rounds up), then `127 + log2(that) - 2`, clamped to
+/// `0..=254` (a zero or subnormal-rounded-to-zero `amax` gives 0, scale
+/// `2^-127`, as the package does).
+pub fn mxfp4_scale_code(amax: f32) -> u8 {
+    let bits = amax.abs().to_bits().wrapping_add(1 << 21) & 0xFF80_0000;
+    let exp = (bits >> 23) as i32;
+    if exp == 0 {
+        return 0;
+    }
+    // exp is the biased exponent of the power of two: log2 = exp - 127.
+    (exp - 2).clamp(0, 254) as u8
+}
+
+/// Quantizes `w` to MXFP4 as compressed-tensors 0.20.0 does with the
+/// `MXFP4A16` preset and a MinMax observer: per 32 values the E8M0 scale
+/// byte of [`mxfp4_scale_code`] (from `max(|min(w, 0)|, max(w, 0))`), scale
+/// `s = 2^(byte - 127)`, codes `e2m1(clamp(w / s, -6, 6))` rounded to
+/// nearest even (a negative value rounding to zero keeps its sign). The
+/// result is a [`QuantizedMatrix`] over `Grid::Mx(E2M1)`.
+///
+/// Errors: [`Error::InvalidArgument`] when `cols` is not a multiple of 32;
+/// shape and finiteness errors for `w`.
+pub fn quantize_mxfp4(w: &[f32], rows: usize, cols: usize) -> Result<QuantizedMatrix> {
+    check_matrix(w, rows, cols)?;
+    if !cols.is_multiple_of(32) {
+        return Err(Error::invalid(
+            "MXFP4",
+            format!("the row length {cols} is not a multiple of 32"),
+        ));
+    }
+    let spec = QuantSpec::new(Grid::Mx(FloatFormat::E2M1));
+    let prepared = Prepared::from_parts(spec, None, None)?;
+    let mut codes = vec![0u8; rows * cols];
+    let mut params = Vec::with_capacity(rows * cols / 32);
+    for (gi, chunk) in w.chunks_exact(32).enumerate() {
+        let (mut gmn, mut gmx) = (0f32, 0f32);
+        for &v in chunk {
+            gmn = gmn.min(v);
+            gmx = gmx.max(v);
+        }
+        let code = mxfp4_scale_code(gmn.abs().max(gmx));
+        let s = shrink_quant::float::e8m0::decode(code);
+        for (k, &v) in chunk.iter().enumerate() {
+            codes[gi * 32 + k] = FloatFormat::E2M1.encode((v / s).clamp(-6.0, 6.0));
+        }
+        params.push(GroupParams {
+            raw_scale: u32::from(code),
+            zero: 0,
+        });
+    }
+    QuantizedMatrix::from_parts(prepared, rows, cols, codes, params)
+}
+
 // ---------------------------------------------------------------------------
 // Export
 // ---------------------------------------------------------------------------
@@ -888,10 +968,11 @@ fn scale_tensor(
         ScaleFormat::F16 => (Dtype::F16, raw(&|r| (r as u16).to_le_bytes().to_vec())),
         ScaleFormat::Bf16 => (Dtype::BF16, raw(&|r| (r as u16).to_le_bytes().to_vec())),
         ScaleFormat::E4m3 => (Dtype::F8_E4M3, raw(&|r| vec![r as u8])),
+        ScaleFormat::E8m0 => (Dtype::U8, raw(&|r| vec![r as u8])),
         _ => {
             return Err(Error::invalid(
                 "scale format",
-                "compressed-tensors stores f32, f16, bf16 or E4M3 scales",
+                "compressed-tensors stores f32, f16, bf16, E4M3 or E8M0 scales",
             ));
         }
     };
@@ -1089,6 +1170,44 @@ pub fn write_nvfp4(
     Ok(QuantArgs::nvfp4())
 }
 
+/// Writes `mxfp4-pack-quantized` tensors of an MXFP4 [`QuantizedMatrix`]
+/// (`Grid::Mx(E2M1)`, groups of 32, E8M0 scales): `weight_packed` U8 `(m,
+/// n/2)` (element `2k` in the low nibble) and `weight_scale` U8 `(m, n/32)`,
+/// and returns the weight args ([`QuantArgs::mxfp4`]).
+///
+/// Errors: [`Error::InvalidArgument`] for another grid, granularity or
+/// scale format.
+pub fn write_mxfp4(
+    prefix: &str,
+    q: &QuantizedMatrix,
+    out: &mut SafetensorsWriter,
+) -> Result<QuantArgs> {
+    let (rows, cols) = q.shape();
+    let spec = q.spec();
+    if spec.grid != Grid::Mx(FloatFormat::E2M1)
+        || spec.granularity != Granularity::Group(32)
+        || spec.scale_format != ScaleFormat::E8m0
+    {
+        return Err(Error::invalid(
+            "grid",
+            "mxfp4-pack-quantized holds MXFP4 matrices (E2M1 codes, E8M0 scales per 32)",
+        ));
+    }
+    let packed: Vec<u8> = q
+        .codes()
+        .chunks_exact(2)
+        .map(|c| (c[0] & 0xF) | (c[1] & 0xF) << 4)
+        .collect();
+    out.add_raw(
+        format!("{prefix}.weight_packed"),
+        Dtype::U8,
+        &[rows, cols / 2],
+        packed,
+    )?;
+    scale_tensor(q, rows, format!("{prefix}.weight_scale"), out)?;
+    Ok(QuantArgs::mxfp4())
+}
+
 /// How [`write_sparse24`] stores kept values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -1204,6 +1323,8 @@ pub enum ModuleKind {
     FloatQuantized,
     /// `weight_packed` U8 + F8 `weight_scale` + `weight_global_scale`.
     Nvfp4,
+    /// `weight_packed` U8 + U8 (E8M0) `weight_scale`.
+    Mxfp4,
     /// `compressed` + `bitmask` + `shape` (values dense or FP8).
     Sparse24,
 }
@@ -1248,12 +1369,15 @@ impl CompressedModel {
         let mut modules = BTreeMap::new();
         for (name, dtype, _) in model.list() {
             let kind = if let Some(p) = name.strip_suffix(".weight_packed") {
+                let e8m0_scale = model
+                    .tensor(&format!("{p}.weight_scale"))
+                    .is_ok_and(|t| t.dtype == Dtype::U8);
                 Some((
                     p,
-                    if dtype == Dtype::U8 {
-                        ModuleKind::Nvfp4
-                    } else {
-                        ModuleKind::PackQuantized
+                    match (dtype, e8m0_scale) {
+                        (Dtype::U8, true) => ModuleKind::Mxfp4,
+                        (Dtype::U8, false) => ModuleKind::Nvfp4,
+                        _ => ModuleKind::PackQuantized,
                     },
                 ))
             } else if let Some(p) = name.strip_suffix(".bitmask") {
@@ -1372,7 +1496,7 @@ impl CompressedModel {
     }
 
     /// Rebuilds module `prefix` as a [`QuantizedMatrix`] (pack-quantized
-    /// without `weight_g_idx`, float-quantized, NVFP4). The result packs
+    /// without `weight_g_idx`, float-quantized, NVFP4, MXFP4). The result packs
     /// back to the same tensors.
     ///
     /// Errors: [`Error::File`] for a missing module or tensor, or one of
@@ -1394,6 +1518,7 @@ impl CompressedModel {
             }
             ModuleKind::FloatQuantized => self.read_fp8(prefix, &format!("{prefix}.weight")),
             ModuleKind::Nvfp4 => self.read_nvfp4(prefix),
+            ModuleKind::Mxfp4 => self.read_mxfp4(prefix),
             ModuleKind::Sparse24 => Err(file_err(
                 &self.model,
                 format!("`{prefix}` is sparse; use decompress"),
@@ -1656,12 +1781,51 @@ impl CompressedModel {
         QuantizedMatrix::from_parts(prepared, rows, cols, codes, params)
     }
 
+    fn read_mxfp4(&self, prefix: &str) -> Result<QuantizedMatrix> {
+        let packed = self.t(&format!("{prefix}.weight_packed"))?;
+        let (rows, half) = match (packed.dtype, packed.shape) {
+            (Dtype::U8, [r, h]) => (*r, *h),
+            _ => {
+                return Err(file_err(
+                    &self.model,
+                    format!("`{prefix}.weight_packed` is not 2-D U8"),
+                ));
+            }
+        };
+        let cols = half * 2;
+        if cols == 0 || !cols.is_multiple_of(32) {
+            return Err(file_err(&self.model, format!("`{prefix}`: {cols} columns")));
+        }
+        let scale = self.expect(
+            &format!("{prefix}.weight_scale"),
+            Dtype::U8,
+            &[rows, cols / 32],
+        )?;
+        let codes = packed
+            .data
+            .iter()
+            .flat_map(|&b| [b & 0xF, b >> 4])
+            .collect();
+        let prepared =
+            Prepared::from_parts(QuantSpec::new(Grid::Mx(FloatFormat::E2M1)), None, None)?;
+        let params = scale
+            .data
+            .iter()
+            .map(|&r| GroupParams {
+                raw_scale: u32::from(r),
+                zero: 0,
+            })
+            .collect();
+        QuantizedMatrix::from_parts(prepared, rows, cols, codes, params)
+    }
+
     /// Module `prefix` decompressed to its dense f32 weight `(rows, cols,
     /// values)`.
     ///
     /// Integer codes give `(code - zero) * scale` (so an exact zero is
-    /// `+0.0`), FP8 `e4m3 * scale`, NVFP4 `e2m1 * (e4m3 / global)`, all in
-    /// f32 (the Python package returns NVFP4 in bfloat16; round the result
+    /// `+0.0`), FP8 `e4m3 * scale`, NVFP4 `e2m1 * (e4m3 / global)`, MXFP4
+    /// `e2m1 * 2^(e - 127)` (the E8M0 NaN byte 255 decodes to NaN; the
+    /// package computes `2^128 = inf` in bfloat16), all in f32 (the Python package returns NVFP4 in bfloat16; round the result
     /// to compare); 2:4 values are scattered where the bitmask is set.
     ///
     /// Errors: as [`CompressedModel::quantized_matrix`].
@@ -1698,7 +1862,7 @@ impl CompressedModel {
                     }
                 }
             }
-            ModuleKind::FloatQuantized | ModuleKind::Nvfp4 => {
+            ModuleKind::FloatQuantized | ModuleKind::Nvfp4 | ModuleKind::Mxfp4 => {
                 Ok(dense(&self.quantized_matrix(prefix)?))
             }
             ModuleKind::Sparse24 => self.decompress_sparse(prefix),

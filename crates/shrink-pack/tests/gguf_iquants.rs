@@ -223,3 +223,18 @@ fn every_bit_pattern_decodes_without_panic() {
         assert_eq!(y.len(), 64 * t.block_size());
     }
 }
+
+#[test]
+fn gguf_py_written_file_decodes() {
+    // Written by gguf-py's GGUFWriter (scripts/make_iq_gguf.py).
+    let file = GgufFile::open(dir().join("iq_types.gguf")).unwrap();
+    assert_eq!(file.tensors().len(), 8);
+    for t in DecodeOnlyType::ALL {
+        let name = format!("{}.weight", t.name().to_lowercase());
+        let info = file.tensor(&name).unwrap_or_else(|| panic!("{name}"));
+        assert_eq!(info.ggml_type(), GgmlType::DecodeOnly(t));
+        assert_eq!(info.dims(), &[8 * t.block_size() as u64, 2]);
+        let (_, want) = golden(t);
+        assert_eq!(bits(&file.tensor_f32(&name).unwrap()), bits(&want), "{name}");
+    }
+}
