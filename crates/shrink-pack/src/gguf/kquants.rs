@@ -74,51 +74,87 @@ fn signed_absmax(x: &[f32]) -> (f32, f32) {
     (max, amax)
 }
 
+/// Scale trials evaluated side by side: each lane runs one trial's loop in
+/// ggml's order (so its sums are bit for bit C's), and lanes of different
+/// trials vectorize. 8 is the widest f32 vector (AVX).
+const LANES: usize = 8;
+
+/// The longest run of values the lane searches take (a sub-block of 16 or
+/// 32, or Q3_K's 16 scales).
+const MAX_RUN: usize = 32;
+
 /// `make_qx_quants` with `rmse_type = 1`: weights `qw` when given (ggml's
 /// `quant_weights` path), `x^2` otherwise; writes `L = l + nmax` and returns
 /// the scale.
+///
+/// ggml's first trial (`iscale = -nmax / max`) and its 18 more (`is = -9..=9`,
+/// `is != 0`) are evaluated in lanes of [`LANES`] (trial `t` in lane `t % 8`
+/// of group `t / 8`), then compared one after another in ggml's order.
 pub(super) fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8], qw: Option<&[f32]>) -> f32 {
+    const TRIALS: usize = 19;
+    const GROUPS: usize = TRIALS.div_ceil(LANES);
+    let n = x.len();
+    assert!(
+        n <= MAX_RUN && ls.len() == n,
+        "make_qx_quants: runs of at most 32 values"
+    );
     let (max, amax) = signed_absmax(x);
     if amax < GROUP_MAX_EPS {
         ls.fill(0);
         return 0.0;
     }
     let nmaxf = nmax as f32;
-    let mut iscale = -nmaxf / max;
-    let mut sumlx = 0.0f32;
-    let mut suml2 = 0.0f32;
-    for (i, &xi) in x.iter().enumerate() {
-        let l = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
-        ls[i] = (l + nmax) as i8;
-        let w = qw.map_or(xi * xi, |q| q[i]);
-        let lf = l as f32;
-        sumlx += w * xi * lf;
-        suml2 += w * lf * lf;
-    }
-    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
-    let mut best = scale * sumlx;
-    for is in -9i32..=9 {
-        if is == 0 {
-            continue;
-        }
-        iscale = -(nmaxf + 0.1f32 * is as f32) / max;
-        sumlx = 0.0;
-        suml2 = 0.0;
-        for (i, &xi) in x.iter().enumerate() {
-            let l = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
-            let w = qw.map_or(xi * xi, |q| q[i]);
-            let lf = l as f32;
-            sumlx += w * xi * lf;
-            suml2 += w * lf * lf;
-        }
-        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
-            for (i, &xi) in x.iter().enumerate() {
-                let l = nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
-                ls[i] = (nmax + l) as i8;
+    let mut w = [0f32; MAX_RUN];
+    match qw {
+        Some(q) => w[..n].copy_from_slice(&q[..n]),
+        None => {
+            for (wi, &xi) in w.iter_mut().zip(x) {
+                *wi = xi * xi;
             }
-            scale = sumlx / suml2;
-            best = scale * sumlx;
         }
+    }
+    let mut sumlx = [[0f32; LANES]; GROUPS];
+    let mut suml2 = [[0f32; LANES]; GROUPS];
+    let mut codes = [[[0i8; LANES]; MAX_RUN]; GROUPS];
+    for g in 0..GROUPS {
+        let mut iscale = [0f32; LANES];
+        for (k, s) in iscale.iter_mut().enumerate() {
+            let t = g * LANES + k;
+            *s = if t == 0 {
+                -nmaxf / max
+            } else {
+                // Trials 1..=18 are is = -9..=-1, 1..=9.
+                let is = if t <= 9 { t as i32 - 10 } else { t as i32 - 9 };
+                -(nmaxf + 0.1f32 * is as f32) / max
+            };
+        }
+        let (slx, sl2, cg) = (&mut sumlx[g], &mut suml2[g], &mut codes[g]);
+        for i in 0..n {
+            let (xi, wi) = (x[i], w[i]);
+            for k in 0..LANES {
+                let l = nearest_int(iscale[k] * xi).clamp(-nmax, nmax - 1);
+                cg[i][k] = l as i8;
+                let lf = l as f32;
+                slx[k] += wi * xi * lf;
+                sl2[k] += wi * lf * lf;
+            }
+        }
+    }
+    let (slx0, sl20) = (sumlx[0][0], suml2[0][0]);
+    let mut scale = if sl20 != 0.0 { slx0 / sl20 } else { 0.0 };
+    let mut best = scale * slx0;
+    let mut win = 0usize;
+    for t in 1..TRIALS {
+        let (slx, sl2) = (sumlx[t / LANES][t % LANES], suml2[t / LANES][t % LANES]);
+        if sl2 > 0.0 && slx * slx > best * sl2 {
+            scale = slx / sl2;
+            best = scale * slx;
+            win = t;
+        }
+    }
+    let cw = &codes[win / LANES];
+    for (i, l) in ls.iter_mut().enumerate() {
+        *l = (nmax + i32::from(cw[i][win % LANES])) as i8;
     }
     scale
 }
@@ -173,93 +209,144 @@ fn make_q3_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
     if suml2 > 0.0 { sumlx / suml2 } else { 0.0 }
 }
 
-/// `make_qkx2_quants`: returns `(scale, the_min)` and writes codes to `ls`.
+/// `make_qkx2_quants` for the `S` sub-blocks of `N` values of one
+/// super-block side by side (`MAD` is ggml's `use_mad`): sub-block `k` is
+/// lane `k`, with its values and weights transposed (`x[i][k]` is value `i`
+/// of sub-block `k`). Each lane follows ggml's sequential algorithm step for
+/// step (a trial that wins changes `min`, which the later trials use), so
+/// its sums and its result are C's bit for bit; the lanes vectorize.
+///
+/// Returns per lane `(scale, the_min)` and writes the codes to `ls`
+/// (transposed like `x`).
 #[allow(clippy::too_many_arguments)]
-fn make_qkx2_quants(
+fn make_qkx2_quants<const S: usize, const N: usize, const MAD: bool>(
     nmax: i32,
-    x: &[f32],
-    weights: &[f32],
-    ls: &mut [u8],
-    laux: &mut [u8],
+    x: &[[f32; S]; N],
+    weights: &[[f32; S]; N],
+    ls: &mut [[u8; S]; N],
     rmin: f32,
     rdelta: f32,
     nstep: i32,
-    use_mad: bool,
-) -> (f32, f32) {
-    let n = x.len();
+) -> ([f32; S], [f32; S]) {
     let mut min = x[0];
     let mut max = x[0];
     let mut sum_w = weights[0];
-    let mut sum_x = sum_w * x[0];
-    for i in 1..n {
-        if x[i] < min {
-            min = x[i];
-        }
-        if x[i] > max {
-            max = x[i];
-        }
-        let w = weights[i];
-        sum_w += w;
-        sum_x += w * x[i];
+    let mut sum_x = [0f32; S];
+    for k in 0..S {
+        sum_x[k] = sum_w[k] * x[0][k];
     }
-    if min > 0.0 {
-        min = 0.0;
+    for i in 1..N {
+        for k in 0..S {
+            let v = x[i][k];
+            if v < min[k] {
+                min[k] = v;
+            }
+            if v > max[k] {
+                max[k] = v;
+            }
+            let w = weights[i][k];
+            sum_w[k] += w;
+            sum_x[k] += w * v;
+        }
     }
-    if max == min {
-        ls.fill(0);
-        return (0.0, -min);
+    // ggml returns at once (codes 0, scale 0) where `max == min`.
+    let mut flat = [false; S];
+    for k in 0..S {
+        if min[k] > 0.0 {
+            min[k] = 0.0;
+        }
+        flat[k] = max[k] == min[k];
     }
     let nmaxf = nmax as f32;
-    let mut iscale = nmaxf / (max - min);
-    let mut scale = 1.0 / iscale;
-    let mut best_error = 0.0f32;
-    for i in 0..n {
-        let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-        ls[i] = l as u8;
-        let mut diff = scale * l as f32 + min - x[i];
-        diff = if use_mad { diff.abs() } else { diff * diff };
-        best_error += weights[i] * diff;
+    let mut scale = [0f32; S];
+    let mut iscale = [0f32; S];
+    for k in 0..S {
+        iscale[k] = nmaxf / (max[k] - min[k]);
+        scale[k] = 1.0 / iscale[k];
     }
-    if nstep < 1 {
-        return (scale, -min);
-    }
-    for is in 0..=nstep {
-        iscale = (rmin + rdelta * is as f32 + nmaxf) / (max - min);
-        let mut sum_l = 0.0f32;
-        let mut sum_l2 = 0.0f32;
-        let mut sum_xl = 0.0f32;
-        for i in 0..n {
-            let l = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
-            laux[i] = l as u8;
-            let w = weights[i];
-            let lf = l as f32;
-            sum_l += w * lf;
-            sum_l2 += w * lf * lf;
-            sum_xl += w * lf * x[i];
-        }
-        let d = sum_w * sum_l2 - sum_l * sum_l;
-        if d > 0.0 {
-            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
-            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
-            if this_min > 0.0 {
-                this_min = 0.0;
-                this_scale = sum_xl / sum_l2;
-            }
-            let mut cur_error = 0.0f32;
-            for i in 0..n {
-                let mut diff = this_scale * f32::from(laux[i]) + this_min - x[i];
-                diff = if use_mad { diff.abs() } else { diff * diff };
-                cur_error += weights[i] * diff;
-            }
-            if cur_error < best_error {
-                ls[..n].copy_from_slice(&laux[..n]);
-                best_error = cur_error;
-                scale = this_scale;
-                min = this_min;
-            }
+    let mut best_error = [0f32; S];
+    for i in 0..N {
+        for k in 0..S {
+            let l = nearest_int(iscale[k] * (x[i][k] - min[k])).clamp(0, nmax);
+            ls[i][k] = l as u8;
+            let mut diff = scale[k] * l as f32 + min[k] - x[i][k];
+            diff = if MAD { diff.abs() } else { diff * diff };
+            best_error[k] += weights[i][k] * diff;
         }
     }
-    (scale, -min)
+    for is in 0..=nstep.max(0) {
+        if nstep < 1 {
+            break;
+        }
+        for k in 0..S {
+            iscale[k] = (rmin + rdelta * is as f32 + nmaxf) / (max[k] - min[k]);
+        }
+        let mut sum_l = [0f32; S];
+        let mut sum_l2 = [0f32; S];
+        let mut sum_xl = [0f32; S];
+        let mut laux = [[0u8; S]; N];
+        for i in 0..N {
+            for k in 0..S {
+                let l = nearest_int(iscale[k] * (x[i][k] - min[k])).clamp(0, nmax);
+                laux[i][k] = l as u8;
+                let w = weights[i][k];
+                let lf = l as f32;
+                sum_l[k] += w * lf;
+                sum_l2[k] += w * lf * lf;
+                sum_xl[k] += w * lf * x[i][k];
+            }
+        }
+        let mut ok = [false; S];
+        let mut this_scale = [0f32; S];
+        let mut this_min = [0f32; S];
+        for k in 0..S {
+            let d = sum_w[k] * sum_l2[k] - sum_l[k] * sum_l[k];
+            ok[k] = d > 0.0 && !flat[k];
+            let mut ts = (sum_w[k] * sum_xl[k] - sum_x[k] * sum_l[k]) / d;
+            let mut tm = (sum_l2[k] * sum_x[k] - sum_l[k] * sum_xl[k]) / d;
+            if tm > 0.0 {
+                tm = 0.0;
+                ts = sum_xl[k] / sum_l2[k];
+            }
+            this_scale[k] = ts;
+            this_min[k] = tm;
+        }
+        let mut cur_error = [0f32; S];
+        for i in 0..N {
+            for k in 0..S {
+                let mut diff = this_scale[k] * f32::from(laux[i][k]) + this_min[k] - x[i][k];
+                diff = if MAD { diff.abs() } else { diff * diff };
+                cur_error[k] += weights[i][k] * diff;
+            }
+        }
+        let mut better = [false; S];
+        for k in 0..S {
+            better[k] = ok[k] && cur_error[k] < best_error[k];
+            if better[k] {
+                best_error[k] = cur_error[k];
+                scale[k] = this_scale[k];
+                min[k] = this_min[k];
+            }
+        }
+        for i in 0..N {
+            for k in 0..S {
+                if better[k] {
+                    ls[i][k] = laux[i][k];
+                }
+            }
+        }
+    }
+    let mut the_min = [0f32; S];
+    for k in 0..S {
+        if flat[k] {
+            scale[k] = 0.0;
+            for l in ls.iter_mut() {
+                l[k] = 0;
+            }
+        }
+        the_min[k] = -min[k];
+    }
+    (scale, the_min)
 }
 
 /// ggml's `get_scale_min_k4`: the 6-bit scale and min of sub-block `j`.
@@ -290,37 +377,33 @@ pub(super) fn pack_2bit(l: &[u8], qs: &mut [u8]) {
 
 /// Q2_K: 256 values to `scales[16]`, `qs[64]`, `d`, `dmin`.
 pub(crate) fn quantize_q2_k(x: &[f32], out: &mut [u8]) {
+    let x: &[f32; 256] = x.try_into().expect("one Q2_K block");
+    let mut xt = [[0f32; 16]; 16];
+    let mut wt = [[0f32; 16]; 16];
+    for j in 0..16 {
+        for i in 0..16 {
+            let v = x[16 * j + i];
+            xt[i][j] = v;
+            wt[i][j] = v.abs();
+        }
+    }
+    let mut lt = [[0u8; 16]; 16];
+    let (scales, mins) = make_qkx2_quants::<16, 16, true>(3, &xt, &wt, &mut lt, -0.5, 0.1, 15);
     let mut l = [0u8; 256];
-    let mut laux = [0u8; 16];
-    let mut weights = [0f32; 16];
-    let mut mins = [0f32; 16];
-    let mut scales = [0f32; 16];
+    for j in 0..16 {
+        for i in 0..16 {
+            l[16 * j + i] = lt[i][j];
+        }
+    }
     let q4scale = 15.0f32;
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
     for j in 0..16 {
-        let xs = &x[16 * j..16 * j + 16];
-        for (w, &v) in weights.iter_mut().zip(xs) {
-            *w = v.abs();
+        if scales[j] > max_scale {
+            max_scale = scales[j];
         }
-        let (s, m) = make_qkx2_quants(
-            3,
-            xs,
-            &weights,
-            &mut l[16 * j..16 * j + 16],
-            &mut laux,
-            -0.5,
-            0.1,
-            15,
-            true,
-        );
-        scales[j] = s;
-        mins[j] = m;
-        if s > max_scale {
-            max_scale = s;
-        }
-        if m > max_min {
-            max_min = m;
+        if mins[j] > max_min {
+            max_min = mins[j];
         }
     }
     let (sc, rest) = out.split_at_mut(16);
@@ -500,41 +583,47 @@ pub(crate) fn dequantize_q3_k(b: &[u8], y: &mut [f32]) {
 /// re-quantization. Writes `d`, `dmin`, `scales[12]` into `head` (16 bytes)
 /// and returns the codes.
 fn quantize_k_asym(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i32) -> [u8; 256] {
+    let x: &[f32; 256] = x.try_into().expect("one K-quant block");
+    let mut xt = [[0f32; 8]; 32];
+    for j in 0..8 {
+        for i in 0..32 {
+            xt[i][j] = x[32 * j + i];
+        }
+    }
+    // Per sub-block, in ggml's order: sum of squares, then `av_x + |x|`.
+    let mut sum_x2 = [0f32; 8];
+    for row in &xt {
+        for k in 0..8 {
+            sum_x2[k] += row[k] * row[k];
+        }
+    }
+    let mut av_x = [0f32; 8];
+    for k in 0..8 {
+        av_x[k] = (sum_x2[k] / 32.0).sqrt();
+    }
+    let mut wt = [[0f32; 8]; 32];
+    for i in 0..32 {
+        for k in 0..8 {
+            wt[i][k] = av_x[k] + xt[i][k].abs();
+        }
+    }
+    let mut lt = [[0u8; 8]; 32];
+    let (scales, mins) =
+        make_qkx2_quants::<8, 32, false>(nmax, &xt, &wt, &mut lt, rmin, 0.1, nstep);
     let mut l = [0u8; 256];
-    let mut laux = [0u8; 32];
-    let mut weights = [0f32; 32];
-    let mut mins = [0f32; 8];
-    let mut scales = [0f32; 8];
+    for j in 0..8 {
+        for i in 0..32 {
+            l[32 * j + i] = lt[i][j];
+        }
+    }
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
     for j in 0..8 {
-        let xs = &x[32 * j..32 * j + 32];
-        let mut sum_x2 = 0.0f32;
-        for &v in xs {
-            sum_x2 += v * v;
+        if scales[j] > max_scale {
+            max_scale = scales[j];
         }
-        let av_x = (sum_x2 / 32.0).sqrt();
-        for (w, &v) in weights.iter_mut().zip(xs) {
-            *w = av_x + v.abs();
-        }
-        let (s, m) = make_qkx2_quants(
-            nmax,
-            xs,
-            &weights,
-            &mut l[32 * j..32 * j + 32],
-            &mut laux,
-            rmin,
-            0.1,
-            nstep,
-            false,
-        );
-        scales[j] = s;
-        mins[j] = m;
-        if s > max_scale {
-            max_scale = s;
-        }
-        if m > max_min {
-            max_min = m;
+        if mins[j] > max_min {
+            max_min = mins[j];
         }
     }
     let inv_scale = if max_scale > 0.0 {

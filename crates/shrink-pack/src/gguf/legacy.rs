@@ -88,26 +88,62 @@ pub(crate) fn dequantize_bf16(b: &[u8], y: &mut [f32]) {
 
 /// Q4_0: 32 values to `d`, `qs[16]`.
 pub(crate) fn quantize_q4_0(x: &[f32], out: &mut [u8]) {
-    let max = signed_absmax(x);
+    let x: &[f32; 32] = x.try_into().expect("one Q4_0 block");
+    let out: &mut [u8; 18] = out.try_into().expect("one Q4_0 block");
+    let max = signed_absmax32(x);
     let d = max / -8.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     out[0..2].copy_from_slice(&f32_to_f16(d));
-    for j in 0..16 {
-        let x0 = x[j] * id;
-        let x1 = x[16 + j] * id;
-        let q0 = ((x0 + 8.5) as i8).min(15) as u8;
-        let q1 = ((x1 + 8.5) as i8).min(15) as u8;
-        out[2 + j] = q0 | (q1 << 4);
+    // `(int8_t)(x*id + 8.5f)`: the sum lies in (0, 17), so a truncation to
+    // i32 is the same conversion.
+    let mut q = [0u8; 32];
+    for j in 0..32 {
+        q[j] = ((x[j] * id + 8.5) as i32).min(15) as u8;
     }
+    for j in 0..16 {
+        out[2 + j] = q[j] | (q[16 + j] << 4);
+    }
+}
+
+/// Largest `|x|` of a 32-value block. `max` is exact, so lanes of 8 give
+/// the value of ggml's sequential loop (and vectorize).
+#[inline(always)]
+pub(super) fn absmax32(x: &[f32; 32]) -> f32 {
+    let mut m = [0f32; 8];
+    for c in x.chunks_exact(8) {
+        for k in 0..8 {
+            let a = c[k].abs();
+            m[k] = if a > m[k] { a } else { m[k] };
+        }
+    }
+    m.iter().fold(0f32, |a, &b| if b > a { b } else { a })
+}
+
+/// [`signed_absmax`] of a 32-value block: the first value whose magnitude
+/// is the largest (0 when all are zero), found through a bit mask.
+#[inline(always)]
+fn signed_absmax32(x: &[f32; 32]) -> f32 {
+    let amax = absmax32(x);
+    if amax == 0.0 {
+        return 0.0;
+    }
+    let mut mask = 0u32;
+    for j in 0..32 {
+        mask |= u32::from(x[j].abs() == amax) << j;
+    }
+    x[mask.trailing_zeros() as usize]
 }
 
 /// Q4_0 block to 32 values.
 pub(crate) fn dequantize_q4_0(b: &[u8], y: &mut [f32]) {
+    let b: &[u8; 18] = b.try_into().expect("one Q4_0 block");
+    let y: &mut [f32; 32] = y.try_into().expect("one Q4_0 block");
     let d = f16_to_f32(&b[0..2]);
+    let (lo, hi) = y.split_at_mut(16);
     for j in 0..16 {
         let q = b[2 + j];
-        y[j] = (i32::from(q & 0x0f) - 8) as f32 * d;
-        y[j + 16] = (i32::from(q >> 4) - 8) as f32 * d;
+        lo[j] = (i32::from(q & 0x0f) - 8) as f32 * d;
+        hi[j] = (i32::from(q >> 4) - 8) as f32 * d;
     }
 }
 
@@ -206,17 +242,30 @@ pub(crate) fn dequantize_q5_1(b: &[u8], y: &mut [f32]) {
 
 /// Q8_0: 32 values to `d`, `qs[32]`.
 pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
-    let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
+    let x: &[f32; 32] = x.try_into().expect("one Q8_0 block");
+    let out: &mut [u8; 34] = out.try_into().expect("one Q8_0 block");
+    let amax = absmax32(x);
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     out[0..2].copy_from_slice(&f32_to_f16(d));
     for j in 0..32 {
-        out[2 + j] = ((x[j] * id).round() as i8) as u8;
+        out[2 + j] = round_half_away(x[j] * id) as i8 as u8;
     }
+}
+
+/// C's `roundf` (ties away from zero) for `|v| < 2^23`, in integer and
+/// comparison steps that vectorize: `v - trunc(v)` is exact there.
+#[inline(always)]
+fn round_half_away(v: f32) -> i32 {
+    let t = v as i32;
+    let r = v - t as f32;
+    t + i32::from(r >= 0.5) - i32::from(r <= -0.5)
 }
 
 /// Q8_0 block to 32 values.
 pub(crate) fn dequantize_q8_0(b: &[u8], y: &mut [f32]) {
+    let b: &[u8; 34] = b.try_into().expect("one Q8_0 block");
+    let y: &mut [f32; 32] = y.try_into().expect("one Q8_0 block");
     let d = f16_to_f32(&b[0..2]);
     for j in 0..32 {
         y[j] = f32::from(b[2 + j] as i8) * d;

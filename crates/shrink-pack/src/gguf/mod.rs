@@ -366,23 +366,92 @@ impl FromStr for GgufType {
 /// [`GgufType::block_size`]; [`Error::NonFinite`] when `x` holds a NaN or an
 /// infinity (ggml's output for those is not meaningful).
 pub fn quantize(t: GgufType, x: &[f32]) -> Result<Vec<u8>> {
-    let len = t.byte_len(x.len())?;
-    if let Some(i) = x.iter().position(|v| !v.is_finite()) {
-        return Err(Error::NonFinite {
-            what: format!("{} quantization input", t.name()),
-            position: format!("index {i}"),
-            value: x[i].to_string(),
-        });
-    }
-    let mut out = vec![0u8; len];
-    let f = t.quantize_block_fn();
-    for (xb, ob) in x
-        .chunks_exact(t.block_size())
-        .zip(out.chunks_exact_mut(t.type_size()))
-    {
-        f(xb, ob);
-    }
+    let mut out = vec![0u8; t.byte_len(x.len())?];
+    quantize_into(t, x, &mut out)?;
     Ok(out)
+}
+
+/// [`quantize`] into a caller's buffer of exactly `t.byte_len(x.len())`
+/// bytes (every byte is overwritten), on the calling thread.
+///
+/// Errors: those of [`quantize`], and [`Error::Shape`] when `out` has
+/// another length. After a [`Error::NonFinite`] error `out` may hold the
+/// blocks before the offending value.
+pub fn quantize_into(t: GgufType, x: &[f32], out: &mut [u8]) -> Result<()> {
+    let len = t.byte_len(x.len())?;
+    if out.len() != len {
+        return Err(Error::shape(
+            format!("{} output bytes for {} values", t.name(), x.len()),
+            len,
+            out.len(),
+        ));
+    }
+    // One arm per type, each passing its kernel as a function item, so that
+    // the loop is compiled (and the kernel inlined) once per type.
+    match t {
+        GgufType::F16 => quantize_blocks(t, x, out, legacy::quantize_f16),
+        GgufType::BF16 => quantize_blocks(t, x, out, legacy::quantize_bf16),
+        GgufType::Q4_0 => quantize_blocks(t, x, out, legacy::quantize_q4_0),
+        GgufType::Q4_1 => quantize_blocks(t, x, out, legacy::quantize_q4_1),
+        GgufType::Q5_0 => quantize_blocks(t, x, out, legacy::quantize_q5_0),
+        GgufType::Q5_1 => quantize_blocks(t, x, out, legacy::quantize_q5_1),
+        GgufType::Q8_0 => quantize_blocks(t, x, out, legacy::quantize_q8_0),
+        GgufType::MXFP4 => quantize_blocks(t, x, out, legacy::quantize_mxfp4),
+        GgufType::TQ1_0 => quantize_blocks(t, x, out, legacy::quantize_tq1_0),
+        GgufType::TQ2_0 => quantize_blocks(t, x, out, legacy::quantize_tq2_0),
+        GgufType::Q2_K => quantize_blocks(t, x, out, kquants::quantize_q2_k),
+        GgufType::Q3_K => quantize_blocks(t, x, out, kquants::quantize_q3_k),
+        GgufType::Q4_K => quantize_blocks(t, x, out, kquants::quantize_q4_k),
+        GgufType::Q5_K => quantize_blocks(t, x, out, kquants::quantize_q5_k),
+        GgufType::Q6_K => quantize_blocks(t, x, out, kquants::quantize_q6_k),
+        GgufType::Q8_K => quantize_blocks(t, x, out, kquants::quantize_q8_k),
+        GgufType::IQ4_NL => quantize_blocks(t, x, out, kquants::quantize_iq4_nl),
+        GgufType::IQ4_XS => quantize_blocks(t, x, out, kquants::quantize_iq4_xs),
+    }
+}
+
+/// Values checked for finiteness and then quantized at a time: a multiple
+/// of every block size, small enough to stay in cache between the two.
+const QUANTIZE_CHUNK: usize = 4096;
+
+/// [`quantize_into`]'s loop, generic over the block kernel `f` so that it
+/// is inlined; lengths are checked by the caller.
+#[inline(always)]
+fn quantize_blocks(
+    t: GgufType,
+    x: &[f32],
+    out: &mut [u8],
+    f: impl Fn(&[f32], &mut [u8]),
+) -> Result<()> {
+    let (bs, ts) = (t.block_size(), t.type_size());
+    for (c, (xc, oc)) in x
+        .chunks(QUANTIZE_CHUNK)
+        .zip(out.chunks_mut(QUANTIZE_CHUNK / bs * ts))
+        .enumerate()
+    {
+        if !all_finite(xc) {
+            let i = xc.iter().position(|v| !v.is_finite()).unwrap_or(0);
+            let i = c * QUANTIZE_CHUNK + i;
+            return Err(Error::NonFinite {
+                what: format!("{} quantization input", t.name()),
+                position: format!("index {i}"),
+                value: x[i].to_string(),
+            });
+        }
+        for (xb, ob) in xc.chunks_exact(bs).zip(oc.chunks_exact_mut(ts)) {
+            f(xb, ob);
+        }
+    }
+    Ok(())
+}
+
+/// Whether no value is a NaN or an infinity (a branch-free reduction over
+/// the exponent bits, which vectorizes).
+#[inline]
+fn all_finite(x: &[f32]) -> bool {
+    x.iter().fold(0u32, |a, v| {
+        a | u32::from(v.to_bits() & 0x7f80_0000 == 0x7f80_0000)
+    }) == 0
 }
 
 /// Quantizes one block (`t.block_size()` values into `t.type_size()` bytes)
@@ -399,6 +468,17 @@ pub(crate) fn quantize_block(t: GgufType, x: &[f32], out: &mut [u8]) {
 /// values take. Every bit pattern of the right length decodes (possibly to
 /// non-finite values where a scale field holds one).
 pub fn dequantize(t: GgufType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
+    let mut out = vec![0f32; n];
+    dequantize_into(t, bytes, &mut out)?;
+    Ok(out)
+}
+
+/// [`dequantize`] into a caller's buffer: decodes `out.len()` values from
+/// `bytes` (every value of `out` is overwritten), on the calling thread.
+///
+/// Errors: those of [`dequantize`] with `n = out.len()`.
+pub fn dequantize_into(t: GgufType, bytes: &[u8], out: &mut [f32]) -> Result<()> {
+    let n = out.len();
     let len = t.byte_len(n)?;
     if bytes.len() != len {
         return Err(Error::corrupt(
@@ -406,15 +486,39 @@ pub fn dequantize(t: GgufType, bytes: &[u8], n: usize) -> Result<Vec<f32>> {
             format!("{n} values need {len} bytes, got {} bytes", bytes.len()),
         ));
     }
-    let mut out = vec![0f32; n];
-    let f = t.dequantize_block_fn();
+    match t {
+        GgufType::F16 => dequantize_blocks(t, bytes, out, legacy::dequantize_f16),
+        GgufType::BF16 => dequantize_blocks(t, bytes, out, legacy::dequantize_bf16),
+        GgufType::Q4_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_q4_0),
+        GgufType::Q4_1 => dequantize_blocks(t, bytes, out, legacy::dequantize_q4_1),
+        GgufType::Q5_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_q5_0),
+        GgufType::Q5_1 => dequantize_blocks(t, bytes, out, legacy::dequantize_q5_1),
+        GgufType::Q8_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_q8_0),
+        GgufType::MXFP4 => dequantize_blocks(t, bytes, out, legacy::dequantize_mxfp4),
+        GgufType::TQ1_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_tq1_0),
+        GgufType::TQ2_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_tq2_0),
+        GgufType::Q2_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q2_k),
+        GgufType::Q3_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q3_k),
+        GgufType::Q4_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q4_k),
+        GgufType::Q5_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q5_k),
+        GgufType::Q6_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q6_k),
+        GgufType::Q8_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q8_k),
+        GgufType::IQ4_NL => dequantize_blocks(t, bytes, out, kquants::dequantize_iq4_nl),
+        GgufType::IQ4_XS => dequantize_blocks(t, bytes, out, kquants::dequantize_iq4_xs),
+    }
+    Ok(())
+}
+
+/// [`dequantize_into`]'s loop, generic over the block kernel `f` so that it
+/// is inlined; lengths are checked by the caller.
+#[inline(always)]
+fn dequantize_blocks(t: GgufType, bytes: &[u8], out: &mut [f32], f: impl Fn(&[u8], &mut [f32])) {
     for (bb, ob) in bytes
         .chunks_exact(t.type_size())
         .zip(out.chunks_exact_mut(t.block_size()))
     {
         f(bb, ob);
     }
-    Ok(out)
 }
 
 /// ggml's `nearest_int`: round to nearest, ties to even, through the f32
