@@ -26,14 +26,23 @@
 //!   Zibulevsky, Elad 2008): only `D^T D` and `D^T Y` are used; at step `j`
 //!   the chosen atom is orthogonalized against the chosen ones in coefficient
 //!   space and the correlations are updated, and the coefficients come from
-//!   one back substitution at the end. Ties pick the lowest atom index. A
+//!   one back substitution at the end. Ties pick the lowest atom index. The
+//!   greedy selection (correlations and orthogonalized Gram columns, the
+//!   `k s^2 / 2` multiply-adds per signal that dominate the solver) runs in
+//!   `f32`; the coefficients on the chosen atoms are refined once in `f64`
+//!   against `D^T D` (iterative refinement of the least-squares solution),
+//!   and the energy of each code, `2 b^T c - c^T G c = ||y||^2 - ||y -
+//!   D c||^2`, is evaluated in `f64` for the coefficients actually kept. A
 //!   signal keeps its previous code when that is strictly better (the
 //!   safeguard that keeps the objective non-increasing);
 //! * atom updates, one atom at a time on the signals that use it: the best
 //!   rank-one approximation of the restricted residual by power iterations
-//!   started from the current atom (8, as the paper), which never increases
-//!   the objective; an unused atom is replaced by the worst-represented
-//!   signal (each signal at most once per sweep).
+//!   started from the current atom (at most 8, as the paper; they stop early
+//!   once the atom moves by less than `1e-3` in norm, whose effect on the
+//!   captured energy is of the order of its square), which never increases
+//!   the objective (every power step raises the captured energy); an unused
+//!   atom is replaced by the worst-represented signal (each signal at most
+//!   once per sweep). Each power step reads the restricted residual once.
 //!
 //! Initialization: the top-`k` left singular vectors of `Y` (completed by
 //! seeded random signals when `k` exceeds its rank). Iterations: 60 (the
@@ -55,7 +64,7 @@
 
 use crate::dense::{Svd, solve_lower_transpose_in_place, thin_svd};
 use crate::form::Precision;
-use crate::kernels::{axpy, axpy_rows, axpy4, dot};
+use crate::kernels::{axpy, axpy4, dot, gemv_acc_f32};
 use crate::whiten::svd_llm_whitening;
 use ndarray::{Array2, ArrayView2};
 use rand::SeedableRng;
@@ -325,69 +334,169 @@ struct Learned {
     history: Vec<f64>,
 }
 
-/// Batch-OMP of one signal: `alpha` = `D^T y` (consumed), `dtd` = `D^T D`
-/// (`k x k`, row-major). Writes `s` atom indices and coefficients; returns
-/// the energy of the fit `||D c||^2`.
+/// Below this squared norm, a chosen atom counts as lying in the span of the
+/// atoms chosen before it (its coefficient is 0). The selection runs in
+/// `f32`, whose rounding of `1 - |v|^2` is far above the `f64` epsilon.
+const OMP_DEPENDENT: f32 = 1e-5;
+
+/// Batch-OMP of one signal: `dty` = `D^T y`, `dtd` = `D^T D` (`k x k`,
+/// row-major) and its `f32` copy ([`gram_f32`]). The greedy selection
+/// (correlations, orthogonalized Gram columns) runs in `f32`; the
+/// coefficients on the selected atoms come from the `f32` Cholesky factor by
+/// back substitution, refined once in `f64` against `dtd` (iterative
+/// refinement), and the
+/// returned energy `2 b^T x - x^T G_II x = ||y||^2 - ||y - D c||^2` is exact
+/// (`f64`) for the coefficients written. Writes `s` atom indices
+/// (selection order) and coefficients.
 fn omp_one(
-    alpha: &mut [f64],
+    dty: &[f64],
     dtd: &[f64],
-    k: usize,
+    dtd32: &[f32],
     s: usize,
     scratch: &mut OmpScratch,
     idx: &mut [u32],
     val: &mut [f64],
 ) -> f64 {
+    let k = dty.len();
+    let kp = padded(k);
     let OmpScratch {
         v,
-        used,
+        pen,
+        ok,
         z,
         rd,
         col,
         tcol,
+        alpha,
+        gii,
+        rf,
+        r,
+        w,
     } = scratch;
-    used.iter_mut().for_each(|u| *u = false);
+    alpha.iter_mut().zip(dty).for_each(|(a, &b)| *a = b as f32);
+    pen[..k].iter_mut().for_each(|u| *u = 0.0);
+    let mut p = argmax_abs(alpha, pen);
     for step in 0..s {
-        let mut p = usize::MAX;
-        let mut best = -1.0;
-        for (a, (&x, &u)) in alpha.iter().zip(used.iter()).enumerate() {
-            let ax = if u { -1.0 } else { x.abs() };
-            if ax > best {
-                best = ax;
-                p = a;
-            }
-        }
         // t_l = u_l^T d_p for the chosen directions so far.
+        let mut sq = 0.0f32;
         for (l, tl) in tcol[..step].iter_mut().enumerate() {
-            *tl = -v[l * k + p];
+            *tl = -v[l * kp + p];
+            sq += *tl * *tl;
         }
-        let nrm2 = 1.0 - dot(&tcol[..step], &tcol[..step]);
-        let ok = nrm2 > 1e-12;
-        let nrm = if ok { nrm2.sqrt() } else { 1.0 };
-        col.copy_from_slice(&dtd[p * k..(p + 1) * k]);
-        axpy_rows(col, &tcol[..step], &v[..step * k]);
-        let coef = if ok { alpha[p] / nrm } else { 0.0 };
-        if ok {
+        let nrm2 = 1.0 - sq;
+        let good = nrm2 > OMP_DEPENDENT;
+        let nrm = if good { nrm2.sqrt() } else { 1.0 };
+        col.copy_from_slice(&dtd32[p * kp..(p + 1) * kp]);
+        gemv_acc_f32(col, &tcol[..step], &v[..step * kp]);
+        let coef = if good { alpha[p] / nrm } else { 0.0 };
+        if good {
             let inv = 1.0 / nrm;
-            col.iter_mut().for_each(|c| *c *= inv);
-            axpy(alpha, -coef, col);
+            for (a, c) in alpha.iter_mut().zip(col.iter_mut()) {
+                *c *= inv;
+                *a -= coef * *c;
+            }
         } else {
             col.iter_mut().for_each(|c| *c = 0.0);
         }
-        v[step * k..(step + 1) * k].copy_from_slice(col);
+        v[step * kp..(step + 1) * kp].copy_from_slice(col);
         idx[step] = p as u32;
         z[step] = coef;
         rd[step] = nrm;
-        used[p] = true;
-    }
-    // R x = z with R[j][l] = u_j^T d_{I_l} = v[j][I_l] (upper triangular).
-    for j in (0..s).rev() {
-        let mut t = z[j];
-        for l in j + 1..s {
-            t -= v[j * k + idx[l] as usize] * val[l];
+        ok[step] = good;
+        pen[p] = f32::NEG_INFINITY;
+        if step + 1 < s {
+            p = argmax_abs(alpha, pen);
         }
-        val[j] = t / rd[j];
     }
-    z[..s].iter().map(|x| x * x).sum()
+    // R (upper triangular, R[j][l] = u_j^T d_{I_l} = v[j][I_l], diagonal
+    // rd; R^T R = G_II on the independent atoms) and G_II, contiguous.
+    for j in 0..s {
+        let vr = &v[j * kp..(j + 1) * kp];
+        let gr = &dtd[idx[j] as usize * k..(idx[j] as usize + 1) * k];
+        for l in 0..s {
+            let a = idx[l] as usize;
+            rf[j * s + l] = if l > j { f64::from(vr[a]) } else { 0.0 };
+            gii[j * s + l] = gr[a];
+        }
+        rf[j * s + j] = f64::from(rd[j]);
+    }
+    let back = |rhs: &[f64], x: &mut [f64]| {
+        for j in (0..s).rev() {
+            let t = rhs[j] - dot(&rf[j * s + j + 1..(j + 1) * s], &x[j + 1..]);
+            x[j] = if ok[j] { t / rf[j * s + j] } else { 0.0 };
+        }
+    };
+    // R x = z, then one step of iterative refinement in f64:
+    // r = b - G_II x, R^T R d = r, x += d.
+    w.iter_mut()
+        .zip(z.iter())
+        .for_each(|(a, &b)| *a = f64::from(b));
+    back(w, val);
+    for j in 0..s {
+        r[j] = if ok[j] {
+            dty[idx[j] as usize] - dot(&gii[j * s..(j + 1) * s], val)
+        } else {
+            0.0
+        };
+    }
+    for j in 0..s {
+        let wj = if ok[j] { r[j] / rf[j * s + j] } else { 0.0 };
+        w[j] = wj;
+        axpy(&mut r[j + 1..], -wj, &rf[j * s + j + 1..(j + 1) * s]);
+    }
+    back(w, r);
+    val.iter_mut().zip(r.iter()).for_each(|(x, d)| *x += d);
+    let mut energy = 0.0;
+    for j in 0..s {
+        let gx = dot(&gii[j * s..(j + 1) * s], val);
+        energy += val[j] * (2.0 * dty[idx[j] as usize] - gx);
+    }
+    energy
+}
+
+/// `k` rounded up to a multiple of 8 (the row stride of the `f32` Gram
+/// matrix and of the orthogonalized columns; the padding is zero).
+fn padded(k: usize) -> usize {
+    k.div_ceil(8) * 8
+}
+
+/// `D^T D` in `f32`, rows padded to [`padded`]`(k)` with zeros.
+fn gram_f32(dtd: &[f64], k: usize) -> Vec<f32> {
+    let kp = padded(k);
+    let mut out = vec![0.0f32; k * kp];
+    for (o, r) in out.chunks_mut(kp).zip(dtd.chunks(k)) {
+        o.iter_mut().zip(r).for_each(|(a, &b)| *a = b as f32);
+    }
+    out
+}
+
+/// The lowest index of the largest `|alpha_a| + pen_a` (`pen` is 0, or
+/// minus infinity for atoms already chosen).
+fn argmax_abs(alpha: &[f32], pen: &[f32]) -> usize {
+    let mut lane = [f32::NEG_INFINITY; 8];
+    let ca = alpha.chunks_exact(8);
+    let cp = pen.chunks_exact(8);
+    let (ra, rp) = (ca.remainder(), cp.remainder());
+    for (a, q) in ca.zip(cp) {
+        for l in 0..8 {
+            let x = a[l].abs() + q[l];
+            lane[l] = if x > lane[l] { x } else { lane[l] };
+        }
+    }
+    let mut best = lane
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    for (a, q) in ra.iter().zip(rp) {
+        let x = a.abs() + q;
+        if x > best {
+            best = x;
+        }
+    }
+    alpha
+        .iter()
+        .zip(pen)
+        .position(|(a, q)| a.abs() + q == best)
+        .unwrap_or(0)
 }
 
 /// Batch-OMP in Gram form for many signals: `dty` = `D^T Y` (`k x N`),
@@ -426,13 +535,14 @@ pub fn omp(
     let mut idx = vec![0u32; signals * s];
     let mut val = vec![0.0f64; signals * s];
     let mut energy = vec![0.0f64; signals];
+    let dtd32 = gram_f32(dtd, k);
     let mut scratch = OmpScratch::new(k, s);
     for j in 0..signals {
-        let mut alpha = dty.column(j).to_vec();
+        let alpha = dty.column(j).to_vec();
         energy[j] = omp_one(
-            &mut alpha,
+            &alpha,
             dtd,
-            k,
+            &dtd32,
             s,
             &mut scratch,
             &mut idx[j * s..(j + 1) * s],
@@ -443,23 +553,35 @@ pub fn omp(
 }
 
 struct OmpScratch {
-    v: Vec<f64>,
-    used: Vec<bool>,
-    z: Vec<f64>,
-    rd: Vec<f64>,
-    col: Vec<f64>,
-    tcol: Vec<f64>,
+    v: Vec<f32>,
+    pen: Vec<f32>,
+    ok: Vec<bool>,
+    z: Vec<f32>,
+    rd: Vec<f32>,
+    col: Vec<f32>,
+    tcol: Vec<f32>,
+    alpha: Vec<f32>,
+    gii: Vec<f64>,
+    rf: Vec<f64>,
+    r: Vec<f64>,
+    w: Vec<f64>,
 }
 
 impl OmpScratch {
     fn new(k: usize, s: usize) -> Self {
         Self {
-            v: vec![0.0; s * k],
-            used: vec![false; k],
+            v: vec![0.0; s * padded(k)],
+            pen: vec![f32::NEG_INFINITY; padded(k)],
+            ok: vec![false; s],
             z: vec![0.0; s],
             rd: vec![1.0; s],
-            col: vec![0.0; k],
+            col: vec![0.0; padded(k)],
             tcol: vec![0.0; s],
+            alpha: vec![0.0; padded(k)],
+            gii: vec![0.0; s * s],
+            rf: vec![0.0; s * s],
+            r: vec![0.0; s],
+            w: vec![0.0; s],
         }
     }
 }
@@ -489,6 +611,7 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
         let ytd = ytd
             .as_slice()
             .ok_or_else(|| Error::invalid("correlations", "not contiguous"))?;
+        let dtd32 = gram_f32(dtd, k);
         let mut new_idx = vec![0u32; m * s];
         let mut new_val = vec![0.0f64; m * s];
         let mut energy = vec![0.0f64; m];
@@ -499,14 +622,12 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
             .enumerate()
             .for_each(|(c, ((ic, vc), ec))| {
                 let mut scratch = OmpScratch::new(k, s);
-                let mut alpha = vec![0.0; k];
                 for (r, e) in ec.iter_mut().enumerate() {
                     let j = c * OMP_CHUNK + r;
-                    alpha.copy_from_slice(&ytd[j * k..(j + 1) * k]);
                     *e = omp_one(
-                        &mut alpha,
+                        &ytd[j * k..(j + 1) * k],
                         dtd,
-                        k,
+                        &dtd32,
                         s,
                         &mut scratch,
                         &mut ic[r * s..(r + 1) * s],
@@ -606,49 +727,32 @@ fn replace_atom(
 /// chunks and reduction order, so they give the same bits.
 const PAR_WORK: usize = 1 << 17;
 
-/// `x_j = E_{row j} . u + c_j (d . u)` for the signals `om` (rows of `et`
-/// of length `n`): the projections of the restricted residual
-/// `R_j = E_j + c_j d` without building it.
+/// One power-iteration step on the restricted residual `R = E_om + d c^T`
+/// (columns `R_j = E_j + c_j d`, `E_j` the rows `om` of `et`, length `n`)
+/// without building it, reading each row once: `x_j = R_j . u` and
+/// `sum_j x_j R_j = sum_j x_j E_j + (x . c) d`. The first sum is taken within
+/// fixed chunks of [`ROW_CHUNK`] signals (four rows per pass), then over the
+/// chunks in order, so the bits do not depend on `par`.
 #[allow(clippy::too_many_arguments)]
-fn project_rows(
-    et: &[f64],
-    n: usize,
-    om: &[usize],
-    c: &[f64],
-    du: f64,
-    u: &[f64],
-    x: &mut [f64],
-    par: bool,
-) {
-    let f = |(xi, (&j, &cj)): (&mut f64, (&usize, &f64))| {
-        *xi = dot(&et[j * n..(j + 1) * n], u) + cj * du;
-    };
-    if par {
-        x.par_iter_mut()
-            .zip(om.par_iter().zip(c.par_iter()))
-            .for_each(f);
-    } else {
-        x.iter_mut().zip(om.iter().zip(c.iter())).for_each(f);
-    }
-}
-
-/// `sum_j x_j R_j = sum_j x_j E_j + (sum_j x_j c_j) d`, the first sum taken
-/// within fixed chunks of [`ROW_CHUNK`] signals (four rows per pass), then
-/// over the chunks in order.
-fn combine_rows(
+fn power_step(
     et: &[f64],
     n: usize,
     om: &[usize],
     c: &[f64],
     d: &[f64],
-    x: &[f64],
+    u: &[f64],
+    x: &mut [f64],
     par: bool,
 ) -> Vec<f64> {
-    let chunk = |(rows, xs): (&[usize], &[f64])| {
+    let du = dot(d, u);
+    let chunk = |(rows, (xs, cs)): (&[usize], (&mut [f64], &[f64]))| {
         let mut acc = vec![0.0f64; n];
         let row = |j: usize| &et[j * n..(j + 1) * n];
         let full = rows.len() / 4 * 4;
         for b in (0..full).step_by(4) {
+            for q in b..b + 4 {
+                xs[q] = dot(row(rows[q]), u) + cs[q] * du;
+            }
             axpy4(
                 &mut acc,
                 [xs[b], xs[b + 1], xs[b + 2], xs[b + 3]],
@@ -661,18 +765,19 @@ fn combine_rows(
             );
         }
         for b in full..rows.len() {
+            xs[b] = dot(row(rows[b]), u) + cs[b] * du;
             axpy(&mut acc, xs[b], row(rows[b]));
         }
         acc
     };
     let partial: Vec<Vec<f64>> = if par {
         om.par_chunks(ROW_CHUNK)
-            .zip(x.par_chunks(ROW_CHUNK))
+            .zip(x.par_chunks_mut(ROW_CHUNK).zip(c.par_chunks(ROW_CHUNK)))
             .map(chunk)
             .collect()
     } else {
         om.chunks(ROW_CHUNK)
-            .zip(x.chunks(ROW_CHUNK))
+            .zip(x.chunks_mut(ROW_CHUNK).zip(c.chunks(ROW_CHUNK)))
             .map(chunk)
             .collect()
     };
@@ -683,6 +788,52 @@ fn combine_rows(
     axpy(&mut out, dot(x, c), d);
     out
 }
+
+/// The last step of an atom update, one pass over the rows: `x_j = R_j . u`
+/// and `E_j <- R_j - x_j u = E_j + c_j d - x_j u`.
+#[allow(clippy::too_many_arguments)]
+fn project_and_update(
+    et: &mut [f64],
+    n: usize,
+    om: &[usize],
+    c: &[f64],
+    d: &[f64],
+    u: &[f64],
+    x: &mut [f64],
+    par: bool,
+) {
+    let du = dot(d, u);
+    let f = |(e, (xj, cj)): (&mut [f64], (&mut f64, f64))| {
+        *xj = dot(e, u) + cj * du;
+        axpy(e, cj, d);
+        axpy(e, -*xj, u);
+    };
+    // The rows `om` are distinct and ascending: split `et` into them.
+    let mut rows: Vec<&mut [f64]> = Vec::with_capacity(om.len());
+    let mut rest = et;
+    let mut base = 0;
+    for &j in om {
+        let (_, tail) = rest.split_at_mut((j - base) * n);
+        let (row, tail) = tail.split_at_mut(n);
+        rows.push(row);
+        rest = tail;
+        base = j + 1;
+    }
+    if par {
+        rows.into_par_iter()
+            .zip(x.par_iter_mut().zip(c.par_iter().copied()))
+            .for_each(f);
+    } else {
+        rows.into_iter()
+            .zip(x.iter_mut().zip(c.iter().copied()))
+            .for_each(f);
+    }
+}
+
+/// A power iteration stops once the atom moves by at most this much
+/// (Euclidean norm of the change of the unit vector): the captured energy
+/// then differs from the converged one by a term of the order of its square.
+const POWER_TOL: f64 = 1e-3;
 
 /// Rank-one update of one atom on the signals that use it: the best
 /// rank-one approximation of `R = E_om + d c_om^T` by power iterations from
@@ -707,18 +858,23 @@ fn update_atom(
     let mut u = d.clone();
     let mut x = vec![0.0f64; rows.len()];
     for _ in 0..power_iters {
-        project_rows(et, n, &rows, &c, dot(&d, &u), &u, &mut x, par);
-        let mut u2 = combine_rows(et, n, &rows, &c, &d, &x, par);
+        let mut u2 = power_step(et, n, &rows, &c, &d, &u, &mut x, par);
         if normalize(&mut u2) == 0.0 {
             break;
         }
+        let moved = u2
+            .iter()
+            .zip(&u)
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum::<f64>()
+            .sqrt();
         u = u2;
+        if moved <= POWER_TOL {
+            break;
+        }
     }
-    project_rows(et, n, &rows, &c, dot(&d, &u), &u, &mut x, par);
-    for (((&(j, q), &j0), &xi), &cj) in om.iter().zip(&rows).zip(&x).zip(&c) {
-        let e = &mut et[j0 * n..(j0 + 1) * n];
-        axpy(e, cj, &d);
-        axpy(e, -xi, &u);
+    project_and_update(et, n, &rows, &c, &d, &u, &mut x, par);
+    for (&(j, q), &xi) in om.iter().zip(&x) {
         val[j as usize * s + q as usize] = xi;
     }
     atom.iter_mut().zip(&u).for_each(|(a, &v)| *a = v);

@@ -1,8 +1,9 @@
-//! The two vector kernels of the dictionary solver, compiled for the
-//! baseline CPU and for AVX2 (picked at run time by `multiversion`).
+//! The vector kernels of the dictionary solver, compiled for the baseline
+//! CPU and for AVX2 (picked at run time by `multiversion`).
 //!
-//! Neither uses fused multiply-add and the dot product always sums in the
-//! same eight-lane order, so every CPU path returns the same bits.
+//! None uses fused multiply-add, the dot product always sums in the same
+//! eight-lane order and the `f32` matrix-vector product adds the rows in
+//! order for every output, so every CPU path returns the same bits.
 
 use multiversion::multiversion;
 
@@ -58,20 +59,49 @@ pub fn axpy4(y: &mut [f64], t: [f64; 4], x: [&[f64]; 4]) {
     }
 }
 
-/// `y += sum_l t_l x_l` over the rows `x_l` (length `y.len()`) of `rows`,
-/// four rows per pass, then the remaining rows one by one.
-pub fn axpy_rows(y: &mut [f64], t: &[f64], rows: &[f64]) {
-    let n = y.len();
-    let full = t.len() / 4 * 4;
-    for b in (0..full).step_by(4) {
-        let r = |i: usize| &rows[(b + i) * n..(b + i + 1) * n];
-        axpy4(
-            y,
-            [t[b], t[b + 1], t[b + 2], t[b + 3]],
-            [r(0), r(1), r(2), r(3)],
-        );
+/// `y[c0..c0 + B] += sum_l t_l x_{l, c0..c0 + B}` with the block in
+/// registers (inlined into the callers' target features).
+#[inline(always)]
+fn gemv_block_f32<const B: usize>(y: &mut [f32], t: &[f32], rows: &[f32], n: usize, c0: usize) {
+    let mut acc = [0.0f32; B];
+    acc.copy_from_slice(&y[c0..c0 + B]);
+    for (l, &tl) in t.iter().enumerate() {
+        let r: &[f32; B] = rows[l * n + c0..l * n + c0 + B].try_into().expect("block");
+        for i in 0..B {
+            acc[i] += tl * r[i];
+        }
     }
-    for l in full..t.len() {
-        axpy(y, t[l], &rows[l * n..(l + 1) * n]);
+    y[c0..c0 + B].copy_from_slice(&acc);
+}
+
+/// `y_i += sum_l t_l x_{l,i}` in `f32` over the rows `x_l` (length
+/// `y.len()`) of `rows`: the terms of each
+/// output added one row after the other (`l = 0, 1, ...`), in blocks of
+/// 64, 32, 16 and 8 outputs kept in registers, the last `n mod 8` one by one.
+#[multiversion(targets("x86_64+avx2"))]
+pub fn gemv_acc_f32(y: &mut [f32], t: &[f32], rows: &[f32]) {
+    let n = y.len();
+    let t = &t[..t.len().min(rows.len().checked_div(n).unwrap_or(0))];
+    let mut c0 = 0;
+    while c0 + 64 <= n {
+        gemv_block_f32::<64>(y, t, rows, n, c0);
+        c0 += 64;
+    }
+    for b in [32, 16, 8] {
+        if c0 + b <= n {
+            match b {
+                32 => gemv_block_f32::<32>(y, t, rows, n, c0),
+                16 => gemv_block_f32::<16>(y, t, rows, n, c0),
+                _ => gemv_block_f32::<8>(y, t, rows, n, c0),
+            }
+            c0 += b;
+        }
+    }
+    for (i, yi) in y.iter_mut().enumerate().skip(c0) {
+        let mut a = *yi;
+        for (l, &tl) in t.iter().enumerate() {
+            a += tl * rows[l * n + i];
+        }
+        *yi = a;
     }
 }
