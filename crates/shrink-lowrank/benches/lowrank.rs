@@ -11,6 +11,13 @@
 //! the symmetric square root and full SVD, and by the Cholesky factor and the
 //! block Krylov SVD). For the same comparison against the NumPy reference in
 //! one run, see `examples/lowrank_speed.rs`.
+//!
+//! Group `cospadi_ratio0.5`: CoSpaDi at ratio 0.5 (`k`, `s` from the paper's
+//! split; N = 512: k = 163, s = 82), the fit with 2 and with 20 iterations
+//! (no early stop). At N = 4096 (k = 1310, s = 655) one iteration takes
+//! minutes, too long for criterion's ten samples; time it with
+//! `cargo run --release -p shrink-lowrank --example cospadi_speed -- --n 4096
+//! --iters 1` (the same problem), which prints the seconds.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
@@ -20,7 +27,7 @@ use rand_distr::{Distribution, StandardNormal};
 use shrink_core::linalg::matmul;
 use shrink_core::{Context, LayerStats};
 use shrink_lowrank::dense::{randomized_svd, thin_svd};
-use shrink_lowrank::{LowRank, Method, Randomized, Rank, Solver, Whitening};
+use shrink_lowrank::{Budget, Cospadi, LowRank, Method, Randomized, Rank, Solver, Whitening};
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -73,6 +80,18 @@ fn bench(c: &mut Criterion) {
     g.bench_function(format!("chol + krylov {n}"), |b| {
         b.iter(|| fast.fit(black_box(w32.view()), &ctx).expect("qera"))
     });
+    g.finish();
+
+    let mut g = c.benchmark_group("cospadi_ratio0.5");
+    g.sample_size(10).measurement_time(Duration::from_secs(30));
+    for iters in [2, 20] {
+        let mut co = Cospadi::new(Budget::Ratio(0.5));
+        co.iters = iters;
+        co.tol = 0.0;
+        g.bench_function(format!("it{iters} {n}"), |b| {
+            b.iter(|| co.fit(black_box(w32.view()), &ctx).expect("cospadi"))
+        });
+    }
     g.finish();
 }
 

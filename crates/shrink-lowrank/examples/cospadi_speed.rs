@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run --release -p shrink-lowrank --example cospadi_speed -- \
 //!     LAYER.safetensors... [--ratio 0.5] [--linear NAME] [--iters N] [--tol T] \
-//!     [--reference ../shared/peers/cospadi_ref.py] [--ref-iters 20]
+//!     [--pw N] [--curve] [--reference ../shared/peers/cospadi_ref.py] [--ref-iters 20]
 //! cargo run --release -p shrink-lowrank --example cospadi_speed -- --n 4096 [--ratio 0.5]
 //! ```
 //!
@@ -13,7 +13,8 @@
 //! factorization; with `--reference`, the reference's error and seconds
 //! (`python3`, `OPENBLAS_NUM_THREADS=1`) and the speed ratio. `--n N` times
 //! a random `N x N` problem instead (the bench's: `W = 0.02 G`,
-//! `H = A A^T / N + 0.01 I`).
+//! `H = A A^T / N + 0.01 I`). `--curve` also prints the relative error of the
+//! f64 factorization after every iteration.
 
 use ndarray::Array2;
 use rand::SeedableRng;
@@ -35,6 +36,7 @@ struct Args {
     ref_iters: usize,
     n: Option<usize>,
     pw: Option<usize>,
+    curve: bool,
 }
 
 fn parse() -> Result<Args, String> {
@@ -48,6 +50,7 @@ fn parse() -> Result<Args, String> {
         ref_iters: 20,
         n: None,
         pw: None,
+        curve: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -62,6 +65,7 @@ fn parse() -> Result<Args, String> {
                 a.ref_iters = val()?.parse().map_err(|e| format!("--ref-iters: {e}"))?
             }
             "--pw" => a.pw = Some(val()?.parse().map_err(|e| format!("--pw: {e}"))?),
+            "--curve" => a.curve = true,
             "--n" => a.n = Some(val()?.parse().map_err(|e| format!("--n: {e}"))?),
             "-h" | "--help" => return Err(String::new()),
             _ if x.starts_with("--") => return Err(format!("unknown flag {x}")),
@@ -98,6 +102,18 @@ fn run(a: &Args, file: Option<&str>, name: &str, w: &Array2<f32>, stats: &LayerS
     let form = SparseDictMatrix::from_fit(&fit, Precision::Bf16).expect("form");
     let secs = t0.elapsed().as_secs_f64();
     let err = rel_error(w, &shrink_core::Reconstruct::to_dense(&form), stats);
+    if a.curve {
+        // The whitened objective relative to ||G W^T||^2 = tr(W H W^T) is the
+        // relative output error of the f64 factorization after each sweep.
+        let w64 = w.mapv(f64::from);
+        let total = quadratic_trace(w64.view(), stats.gram().view());
+        let rel: Vec<String> = fit
+            .history
+            .iter()
+            .map(|h| format!("{:.5}", h / total))
+            .collect();
+        println!("{name} curve {}", rel.join(" "));
+    }
     print!(
         "{name:32} k {:4} s {:4} it {:2} ours {err:.5} {secs:8.2}s",
         fit.k,
@@ -143,7 +159,7 @@ fn main() -> ExitCode {
             }
             eprintln!(
                 "usage: cospadi_speed LAYER.safetensors... [--ratio R] [--linear NAME] [--iters N] \
-                 [--tol T] [--pw N] [--reference cospadi_ref.py] [--ref-iters N] | --n N"
+                 [--tol T] [--pw N] [--curve] [--reference cospadi_ref.py] [--ref-iters N] | --n N"
             );
             return ExitCode::from(2);
         }

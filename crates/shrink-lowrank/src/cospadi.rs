@@ -372,6 +372,8 @@ fn omp_one(
         rf,
         r,
         w,
+        ord,
+        xs,
     } = scratch;
     alpha.iter_mut().zip(dty).for_each(|(a, &b)| *a = b as f32);
     pen[..k].iter_mut().for_each(|u| *u = 0.0);
@@ -409,16 +411,27 @@ fn omp_one(
         }
     }
     // R (upper triangular, R[j][l] = u_j^T d_{I_l} = v[j][I_l], diagonal
-    // rd; R^T R = G_II on the independent atoms) and G_II, contiguous.
+    // rd; R^T R = G_II on the independent atoms), contiguous; G_II with
+    // rows and columns in ascending atom order (`ord`), so that each row of
+    // `dtd` is read front to back.
     for j in 0..s {
         let vr = &v[j * kp..(j + 1) * kp];
-        let gr = &dtd[idx[j] as usize * k..(idx[j] as usize + 1) * k];
         for l in 0..s {
-            let a = idx[l] as usize;
-            rf[j * s + l] = if l > j { f64::from(vr[a]) } else { 0.0 };
-            gii[j * s + l] = gr[a];
+            rf[j * s + l] = if l > j {
+                f64::from(vr[idx[l] as usize])
+            } else {
+                0.0
+            };
         }
         rf[j * s + j] = f64::from(rd[j]);
+    }
+    ord.iter_mut().enumerate().for_each(|(q, o)| *o = q);
+    ord.sort_unstable_by_key(|&q| idx[q]);
+    for (jj, &j) in ord.iter().enumerate() {
+        let gr = &dtd[idx[j] as usize * k..(idx[j] as usize + 1) * k];
+        for (g, &l) in gii[jj * s..(jj + 1) * s].iter_mut().zip(ord.iter()) {
+            *g = gr[idx[l] as usize];
+        }
     }
     let back = |rhs: &[f64], x: &mut [f64]| {
         for j in (0..s).rev() {
@@ -432,9 +445,12 @@ fn omp_one(
         .zip(z.iter())
         .for_each(|(a, &b)| *a = f64::from(b));
     back(w, val);
-    for j in 0..s {
+    xs.iter_mut()
+        .zip(ord.iter())
+        .for_each(|(x, &q)| *x = val[q]);
+    for (jj, &j) in ord.iter().enumerate() {
         r[j] = if ok[j] {
-            dty[idx[j] as usize] - dot(&gii[j * s..(j + 1) * s], val)
+            dty[idx[j] as usize] - dot(&gii[jj * s..(jj + 1) * s], xs)
         } else {
             0.0
         };
@@ -446,10 +462,13 @@ fn omp_one(
     }
     back(w, r);
     val.iter_mut().zip(r.iter()).for_each(|(x, d)| *x += d);
+    xs.iter_mut()
+        .zip(ord.iter())
+        .for_each(|(x, &q)| *x = val[q]);
     let mut energy = 0.0;
-    for j in 0..s {
-        let gx = dot(&gii[j * s..(j + 1) * s], val);
-        energy += val[j] * (2.0 * dty[idx[j] as usize] - gx);
+    for (jj, &j) in ord.iter().enumerate() {
+        let gx = dot(&gii[jj * s..(jj + 1) * s], xs);
+        energy += xs[jj] * (2.0 * dty[idx[j] as usize] - gx);
     }
     energy
 }
@@ -565,6 +584,8 @@ struct OmpScratch {
     rf: Vec<f64>,
     r: Vec<f64>,
     w: Vec<f64>,
+    ord: Vec<usize>,
+    xs: Vec<f64>,
 }
 
 impl OmpScratch {
@@ -582,6 +603,8 @@ impl OmpScratch {
             rf: vec![0.0; s * s],
             r: vec![0.0; s],
             w: vec![0.0; s],
+            ord: vec![0; s],
+            xs: vec![0.0; s],
         }
     }
 }
