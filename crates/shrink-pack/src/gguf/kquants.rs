@@ -90,6 +90,7 @@ const MAX_RUN: usize = 32;
 /// ggml's first trial (`iscale = -nmax / max`) and its 18 more (`is = -9..=9`,
 /// `is != 0`) are evaluated in lanes of [`LANES`] (trial `t` in lane `t % 8`
 /// of group `t / 8`), then compared one after another in ggml's order.
+#[inline(always)]
 pub(super) fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8], qw: Option<&[f32]>) -> f32 {
     const TRIALS: usize = 19;
     const GROUPS: usize = TRIALS.div_ceil(LANES);
@@ -219,6 +220,7 @@ fn make_q3_quants(nmax: i32, x: &[f32], ls: &mut [i8]) -> f32 {
 /// Returns per lane `(scale, the_min)` and writes the codes to `ls`
 /// (transposed like `x`).
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn make_qkx2_quants<const S: usize, const N: usize, const MAD: bool>(
     nmax: i32,
     x: &[[f32; S]; N],
@@ -274,10 +276,8 @@ fn make_qkx2_quants<const S: usize, const N: usize, const MAD: bool>(
             best_error[k] += weights[i][k] * diff;
         }
     }
-    for is in 0..=nstep.max(0) {
-        if nstep < 1 {
-            break;
-        }
+    // ggml returns before the trials when `nstep < 1`.
+    for is in (0..=nstep).filter(|_| nstep >= 1) {
         for k in 0..S {
             iscale[k] = (rmin + rdelta * is as f32 + nmaxf) / (max[k] - min[k]);
         }
@@ -328,11 +328,14 @@ fn make_qkx2_quants<const S: usize, const N: usize, const MAD: bool>(
                 min[k] = this_min[k];
             }
         }
+        // Branch-free per-lane select of the codes (a byte mask per lane).
+        let mut keep = [0u8; S];
+        for k in 0..S {
+            keep[k] = u8::from(better[k]).wrapping_neg();
+        }
         for i in 0..N {
             for k in 0..S {
-                if better[k] {
-                    ls[i][k] = laux[i][k];
-                }
+                ls[i][k] = (laux[i][k] & keep[k]) | (ls[i][k] & !keep[k]);
             }
         }
     }
@@ -363,6 +366,7 @@ pub(super) fn get_scale_min_k4(j: usize, q: &[u8]) -> (u8, u8) {
 }
 
 /// Packs 2-bit codes of 256 values into 64 bytes (Q2_K / Q3_K order).
+#[inline(always)]
 pub(super) fn pack_2bit(l: &[u8], qs: &mut [u8]) {
     for h in 0..2 {
         let j = 128 * h;
@@ -376,6 +380,7 @@ pub(super) fn pack_2bit(l: &[u8], qs: &mut [u8]) {
 // ---------------------------------------------------------------- Q2_K
 
 /// Q2_K: 256 values to `scales[16]`, `qs[64]`, `d`, `dmin`.
+#[inline(always)]
 pub(crate) fn quantize_q2_k(x: &[f32], out: &mut [u8]) {
     let x: &[f32; 256] = x.try_into().expect("one Q2_K block");
     let mut xt = [[0f32; 16]; 16];
@@ -445,26 +450,23 @@ pub(crate) fn quantize_q2_k(x: &[f32], out: &mut [u8]) {
 }
 
 /// Q2_K block to 256 values.
+#[inline(always)]
 pub(crate) fn dequantize_q2_k(b: &[u8], y: &mut [f32]) {
-    let sc = &b[0..16];
+    let b: &[u8; 84] = b.try_into().expect("one Q2_K block");
+    let y: &mut [f32; 256] = y.try_into().expect("one Q2_K block");
     let d = f16_to_f32(&b[80..82]);
     let min = f16_to_f32(&b[82..84]);
-    let mut k = 0;
-    let mut is = 0;
-    for h in 0..2 {
-        let q = &b[16 + 32 * h..16 + 32 * h + 32];
-        for shift in [0u32, 2, 4, 6] {
-            for half in 0..2 {
-                let s = sc[is];
-                is += 1;
-                let dl = d * f32::from(s & 0x0f);
-                let ml = min * f32::from(s >> 4);
-                for i in 0..16 {
-                    let qv = (q[16 * half + i] >> shift) & 3;
-                    y[k] = dl * f32::from(qv) - ml;
-                    k += 1;
-                }
-            }
+    // Sub-block `is` (16 values) takes bits `2 (is / 2 % 4)` of `qs[32 (is
+    // / 8) + 16 (is % 2) ..][..16]`.
+    for (is, yy) in y.chunks_exact_mut(16).enumerate() {
+        let s = b[is];
+        let dl = d * f32::from(s & 0x0f);
+        let ml = min * f32::from(s >> 4);
+        let start = 16 + 32 * (is / 8) + 16 * (is % 2);
+        let q: &[u8; 16] = b[start..start + 16].try_into().expect("16 code bytes");
+        let shift = 2 * (is / 2 % 4);
+        for i in 0..16 {
+            yy[i] = dl * f32::from((q[i] >> shift) & 3) - ml;
         }
     }
 }
@@ -472,6 +474,7 @@ pub(crate) fn dequantize_q2_k(b: &[u8], y: &mut [f32]) {
 // ---------------------------------------------------------------- Q3_K
 
 /// Q3_K: 256 values to `hmask[32]`, `qs[64]`, `scales[12]`, `d`.
+#[inline]
 pub(crate) fn quantize_q3_k(x: &[f32], out: &mut [u8]) {
     let mut l = [0i8; 256];
     let mut scales = [0f32; 16];
@@ -552,6 +555,7 @@ pub(super) fn q3_k_scales(sc: &[u8]) -> [i32; 16] {
 }
 
 /// Q3_K block to 256 values.
+#[inline]
 pub(crate) fn dequantize_q3_k(b: &[u8], y: &mut [f32]) {
     let hm = &b[0..32];
     let scales = q3_k_scales(&b[96..108]);
@@ -582,6 +586,7 @@ pub(crate) fn dequantize_q3_k(b: &[u8], y: &mut [f32]) {
 /// Shared first half of Q4_K / Q5_K: sub-block search, scale packing, and
 /// re-quantization. Writes `d`, `dmin`, `scales[12]` into `head` (16 bytes)
 /// and returns the codes.
+#[inline(always)]
 fn quantize_k_asym(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i32) -> [u8; 256] {
     let x: &[f32; 256] = x.try_into().expect("one K-quant block");
     let mut xt = [[0f32; 8]; 32];
@@ -654,6 +659,7 @@ fn quantize_k_asym(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i32)
 /// The second half of Q4_K / Q5_K, shared with the weighted path: with
 /// `d`, `dmin` and the packed scales in `head`, re-quantizes every sub-block
 /// whose scale is not 0 (the others keep the codes of the search).
+#[inline(always)]
 pub(super) fn requant_k_asym(x: &[f32], head: &[u8], nmax: i32, l: &mut [u8; 256]) {
     let dall = f16_to_f32(&head[0..2]);
     let dmin = f16_to_f32(&head[2..4]);
@@ -672,6 +678,7 @@ pub(super) fn requant_k_asym(x: &[f32], head: &[u8], nmax: i32, l: &mut [u8; 256
 }
 
 /// Q4_K: 256 values to `d`, `dmin`, `scales[12]`, `qs[128]`.
+#[inline(always)]
 pub(crate) fn quantize_q4_k(x: &[f32], out: &mut [u8]) {
     let (head, qs) = out.split_at_mut(16);
     let l = quantize_k_asym(x, head, 15, -1.0, 20);
@@ -679,6 +686,7 @@ pub(crate) fn quantize_q4_k(x: &[f32], out: &mut [u8]) {
 }
 
 /// Packs Q4_K's 4-bit codes (per 64 values, the first 32 in low nibbles).
+#[inline(always)]
 pub(super) fn pack_q4_k(l: &[u8; 256], qs: &mut [u8]) {
     for c in 0..4 {
         for i in 0..32 {
@@ -688,24 +696,29 @@ pub(super) fn pack_q4_k(l: &[u8; 256], qs: &mut [u8]) {
 }
 
 /// Q4_K block to 256 values.
+#[inline(always)]
 pub(crate) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
+    let b: &[u8; 144] = b.try_into().expect("one Q4_K block");
+    let y: &mut [f32; 256] = y.try_into().expect("one Q4_K block");
     let d = f16_to_f32(&b[0..2]);
     let min = f16_to_f32(&b[2..4]);
     let sc = &b[4..16];
-    for c in 0..4 {
-        let q = &b[16 + 32 * c..16 + 32 * c + 32];
+    for (c, yc) in y.chunks_exact_mut(64).enumerate() {
+        let q: &[u8; 32] = b[16 + 32 * c..16 + 32 * c + 32].try_into().expect("codes");
         let (s1, m1) = get_scale_min_k4(2 * c, sc);
         let (s2, m2) = get_scale_min_k4(2 * c + 1, sc);
         let (d1, m1) = (d * f32::from(s1), min * f32::from(m1));
         let (d2, m2) = (d * f32::from(s2), min * f32::from(m2));
+        let (lo, hi) = yc.split_at_mut(32);
         for i in 0..32 {
-            y[64 * c + i] = d1 * f32::from(q[i] & 0x0f) - m1;
-            y[64 * c + 32 + i] = d2 * f32::from(q[i] >> 4) - m2;
+            lo[i] = d1 * f32::from(q[i] & 0x0f) - m1;
+            hi[i] = d2 * f32::from(q[i] >> 4) - m2;
         }
     }
 }
 
 /// Q5_K: 256 values to `d`, `dmin`, `scales[12]`, `qh[32]`, `qs[128]`.
+#[inline]
 pub(crate) fn quantize_q5_k(x: &[f32], out: &mut [u8]) {
     let (head, rest) = out.split_at_mut(16);
     let l = quantize_k_asym(x, head, 31, -0.5, 15);
@@ -735,6 +748,7 @@ pub(super) fn pack_q5_k(l: &[u8; 256], rest: &mut [u8]) {
 }
 
 /// Q5_K block to 256 values.
+#[inline]
 pub(crate) fn dequantize_q5_k(b: &[u8], y: &mut [f32]) {
     let d = f16_to_f32(&b[0..2]);
     let min = f16_to_f32(&b[2..4]);
@@ -759,12 +773,14 @@ pub(crate) fn dequantize_q5_k(b: &[u8], y: &mut [f32]) {
 // ---------------------------------------------------------------- Q6_K
 
 /// Q6_K: 256 values to `ql[128]`, `qh[64]`, `scales[16]`, `d`.
+#[inline(always)]
 pub(crate) fn quantize_q6_k(x: &[f32], out: &mut [u8]) {
     quantize_q6_k_with(x, None, out);
 }
 
 /// Q6_K with optional importance weights (ggml's `quantize_row_q6_K_impl`:
 /// the weights go straight into `make_qx_quants`, nothing else changes).
+#[inline(always)]
 pub(super) fn quantize_q6_k_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) {
     let mut l = [0i8; 256];
     let mut scales = [0f32; 16];
@@ -823,24 +839,31 @@ pub(super) fn quantize_q6_k_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]) 
 }
 
 /// Q6_K block to 256 values.
+#[inline(always)]
 pub(crate) fn dequantize_q6_k(b: &[u8], y: &mut [f32]) {
+    let b: &[u8; 210] = b.try_into().expect("one Q6_K block");
+    let y: &mut [f32; 256] = y.try_into().expect("one Q6_K block");
     let d = f16_to_f32(&b[208..210]);
     for h in 0..2 {
-        let ql = &b[64 * h..64 * h + 64];
-        let qh = &b[128 + 32 * h..128 + 32 * h + 32];
+        let ql: &[u8; 64] = b[64 * h..64 * h + 64].try_into().expect("ql");
+        let qh: &[u8; 32] = b[128 + 32 * h..128 + 32 * h + 32].try_into().expect("qh");
         let sc = &b[192 + 8 * h..192 + 8 * h + 8];
         let yy = &mut y[128 * h..128 * h + 128];
-        for l in 0..32 {
-            let is = l / 16;
-            let q1 = i32::from((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32;
-            let q2 = i32::from((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
-            let q3 = i32::from((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-            let q4 = i32::from((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-            let s = |k: usize| f32::from(sc[k] as i8);
-            yy[l] = d * s(is) * q1 as f32;
-            yy[l + 32] = d * s(is + 2) * q2 as f32;
-            yy[l + 64] = d * s(is + 4) * q3 as f32;
-            yy[l + 96] = d * s(is + 6) * q4 as f32;
+        // ggml's `d * sc[is] * q` is `(d * sc[is]) * q`: the product is
+        // taken once per 16 values.
+        for part in 0..2 {
+            let s = |k: usize| d * f32::from(sc[part + k] as i8);
+            let (d1, d2, d3, d4) = (s(0), s(2), s(4), s(6));
+            for l in 16 * part..16 * part + 16 {
+                let q1 = i32::from((ql[l] & 0x0f) | ((qh[l] & 3) << 4)) - 32;
+                let q2 = i32::from((ql[l + 32] & 0x0f) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                let q3 = i32::from((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                let q4 = i32::from((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                yy[l] = d1 * q1 as f32;
+                yy[l + 32] = d2 * q2 as f32;
+                yy[l + 64] = d3 * q3 as f32;
+                yy[l + 96] = d4 * q4 as f32;
+            }
         }
     }
 }
@@ -848,6 +871,7 @@ pub(crate) fn dequantize_q6_k(b: &[u8], y: &mut [f32]) {
 // ---------------------------------------------------------------- Q8_K
 
 /// Q8_K: 256 values to f32 `d`, `qs[256]`, `bsums[16]`.
+#[inline]
 pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
     let (max, amax) = signed_absmax(x);
     out.fill(0);
@@ -870,6 +894,7 @@ pub(crate) fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
 }
 
 /// Q8_K block to 256 values (the `bsums` are not read).
+#[inline]
 pub(crate) fn dequantize_q8_k(b: &[u8], y: &mut [f32]) {
     let d = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
     for (v, &q) in y.iter_mut().zip(&b[4..260]) {
@@ -968,6 +993,7 @@ fn pack_iq4(l: &[u8], qs: &mut [u8]) {
 }
 
 /// IQ4_NL: 32 values to `d`, `qs[16]`.
+#[inline]
 pub(crate) fn quantize_iq4_nl(x: &[f32], out: &mut [u8]) {
     quantize_iq4_nl_with(x, None, out);
 }
@@ -1006,6 +1032,7 @@ pub(super) fn quantize_iq4_nl_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]
 }
 
 /// IQ4_NL block to 32 values.
+#[inline]
 pub(crate) fn dequantize_iq4_nl(b: &[u8], y: &mut [f32]) {
     let d = f16_to_f32(&b[0..2]);
     for j in 0..16 {
@@ -1016,6 +1043,7 @@ pub(crate) fn dequantize_iq4_nl(b: &[u8], y: &mut [f32]) {
 }
 
 /// IQ4_XS: 256 values to `d`, `scales_h`, `scales_l[4]`, `qs[128]`.
+#[inline]
 pub(crate) fn quantize_iq4_xs(x: &[f32], out: &mut [u8]) {
     quantize_iq4_xs_with(x, None, out);
 }
@@ -1075,6 +1103,7 @@ pub(super) fn quantize_iq4_xs_with(x: &[f32], qw: Option<&[f32]>, out: &mut [u8]
 }
 
 /// IQ4_XS block to 256 values.
+#[inline]
 pub(crate) fn dequantize_iq4_xs(b: &[u8], y: &mut [f32]) {
     let d = f16_to_f32(&b[0..2]);
     let scales_h = u16::from_le_bytes([b[2], b[3]]);

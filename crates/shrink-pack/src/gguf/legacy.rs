@@ -28,7 +28,7 @@
 // Index loops mirror ggml's block layouts (`j`, `j + 16`, `m + 32 n`...).
 #![allow(clippy::needless_range_loop)]
 
-use super::{f16_to_f32, f32_to_f16};
+use super::{f16_to_f32, f32_to_f16, nearest_int};
 
 /// The signed value of largest magnitude (the first one on ties).
 #[inline]
@@ -60,17 +60,20 @@ pub(super) fn min_max(x: &[f32]) -> (f32, f32) {
 }
 
 /// One F16 value.
+#[inline]
 pub(crate) fn quantize_f16(x: &[f32], out: &mut [u8]) {
     out.copy_from_slice(&f32_to_f16(x[0]));
 }
 
 /// One F16 value back to f32.
+#[inline]
 pub(crate) fn dequantize_f16(b: &[u8], y: &mut [f32]) {
     y[0] = f16_to_f32(b);
 }
 
 /// One BF16 value: round to nearest even on the upper 16 bits of the f32
 /// (ggml's `ggml_compute_fp32_to_bf16`; NaN becomes a quiet NaN).
+#[inline]
 pub(crate) fn quantize_bf16(x: &[f32], out: &mut [u8]) {
     let u = x[0].to_bits();
     let h = if (u & 0x7fff_ffff) > 0x7f80_0000 {
@@ -82,27 +85,72 @@ pub(crate) fn quantize_bf16(x: &[f32], out: &mut [u8]) {
 }
 
 /// One BF16 value back to f32 (exact).
+#[inline]
 pub(crate) fn dequantize_bf16(b: &[u8], y: &mut [f32]) {
     y[0] = f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16);
 }
 
 /// Q4_0: 32 values to `d`, `qs[16]`.
+#[inline(always)]
 pub(crate) fn quantize_q4_0(x: &[f32], out: &mut [u8]) {
     let x: &[f32; 32] = x.try_into().expect("one Q4_0 block");
     let out: &mut [u8; 18] = out.try_into().expect("one Q4_0 block");
-    let max = signed_absmax32(x);
+    let (lo, hi) = min_max32(x);
+    // The signed value of largest magnitude is the largest or the smallest
+    // value; only a tie `hi == -lo != 0` needs ggml's first-one rule.
+    let max = if hi > -lo {
+        hi
+    } else if -lo > hi {
+        lo
+    } else if hi == 0.0 {
+        0.0
+    } else {
+        signed_absmax(x)
+    };
     let d = max / -8.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     out[0..2].copy_from_slice(&f32_to_f16(d));
-    // `(int8_t)(x*id + 8.5f)`: the sum lies in (0, 17), so a truncation to
-    // i32 is the same conversion.
     let mut q = [0u8; 32];
-    for j in 0..32 {
-        q[j] = ((x[j] * id + 8.5) as i32).min(15) as u8;
+    if max.abs() >= TINY {
+        // `(int8_t)(x*id + 8.5f)` with the sum in (0, 17): a truncation in
+        // f32 and an exact integer conversion, both of which vectorize.
+        for j in 0..32 {
+            q[j] = nearest_int((x[j] * id + 8.5).trunc().min(15.0)) as u8;
+        }
+    } else {
+        // A (sub)normal scale this small loses precision: ggml's conversion
+        // as written, saturating like Rust's `as`.
+        for j in 0..32 {
+            q[j] = ((x[j] * id + 8.5) as i8).min(15) as u8;
+        }
     }
     for j in 0..16 {
         out[2 + j] = q[j] | (q[16 + j] << 4);
     }
+}
+
+/// Below this magnitude of a block's largest value, Q4_0 / Q8_0 take their
+/// plain scalar path (whose scale may be subnormal, so `x * id` may leave
+/// the code range); above it the vectorizing path gives the same bytes.
+const TINY: f32 = 1e-30;
+
+/// Smallest and largest of 32 values in lanes of 8 (`min`/`max` are exact,
+/// so the order does not matter).
+#[inline(always)]
+fn min_max32(x: &[f32; 32]) -> (f32, f32) {
+    let mut lo = [0f32; 8];
+    let mut hi = [0f32; 8];
+    lo.copy_from_slice(&x[..8]);
+    hi.copy_from_slice(&x[..8]);
+    for c in x[8..].chunks_exact(8) {
+        for k in 0..8 {
+            lo[k] = if c[k] < lo[k] { c[k] } else { lo[k] };
+            hi[k] = if c[k] > hi[k] { c[k] } else { hi[k] };
+        }
+    }
+    let l = lo.iter().fold(lo[0], |a, &b| if b < a { b } else { a });
+    let h = hi.iter().fold(hi[0], |a, &b| if b > a { b } else { a });
+    (l, h)
 }
 
 /// Largest `|x|` of a 32-value block. `max` is exact, so lanes of 8 give
@@ -119,22 +167,8 @@ pub(super) fn absmax32(x: &[f32; 32]) -> f32 {
     m.iter().fold(0f32, |a, &b| if b > a { b } else { a })
 }
 
-/// [`signed_absmax`] of a 32-value block: the first value whose magnitude
-/// is the largest (0 when all are zero), found through a bit mask.
-#[inline(always)]
-fn signed_absmax32(x: &[f32; 32]) -> f32 {
-    let amax = absmax32(x);
-    if amax == 0.0 {
-        return 0.0;
-    }
-    let mut mask = 0u32;
-    for j in 0..32 {
-        mask |= u32::from(x[j].abs() == amax) << j;
-    }
-    x[mask.trailing_zeros() as usize]
-}
-
 /// Q4_0 block to 32 values.
+#[inline(always)]
 pub(crate) fn dequantize_q4_0(b: &[u8], y: &mut [f32]) {
     let b: &[u8; 18] = b.try_into().expect("one Q4_0 block");
     let y: &mut [f32; 32] = y.try_into().expect("one Q4_0 block");
@@ -148,6 +182,7 @@ pub(crate) fn dequantize_q4_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// Q4_1: 32 values to `d`, `m`, `qs[16]`.
+#[inline]
 pub(crate) fn quantize_q4_1(x: &[f32], out: &mut [u8]) {
     let (min, max) = min_max(x);
     let d = (max - min) / 15.0;
@@ -164,6 +199,7 @@ pub(crate) fn quantize_q4_1(x: &[f32], out: &mut [u8]) {
 }
 
 /// Q4_1 block to 32 values.
+#[inline]
 pub(crate) fn dequantize_q4_1(b: &[u8], y: &mut [f32]) {
     let d = f16_to_f32(&b[0..2]);
     let m = f16_to_f32(&b[2..4]);
@@ -175,6 +211,7 @@ pub(crate) fn dequantize_q4_1(b: &[u8], y: &mut [f32]) {
 }
 
 /// Q5_0: 32 values to `d`, `qh[4]`, `qs[16]`.
+#[inline]
 pub(crate) fn quantize_q5_0(x: &[f32], out: &mut [u8]) {
     let max = signed_absmax(x);
     let d = max / -16.0;
@@ -194,6 +231,7 @@ pub(crate) fn quantize_q5_0(x: &[f32], out: &mut [u8]) {
 }
 
 /// Q5_0 block to 32 values.
+#[inline]
 pub(crate) fn dequantize_q5_0(b: &[u8], y: &mut [f32]) {
     let d = f16_to_f32(&b[0..2]);
     let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
@@ -207,6 +245,7 @@ pub(crate) fn dequantize_q5_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// Q5_1: 32 values to `d`, `m`, `qh[4]`, `qs[16]`.
+#[inline]
 pub(crate) fn quantize_q5_1(x: &[f32], out: &mut [u8]) {
     let (min, max) = min_max(x);
     let d = (max - min) / 31.0;
@@ -227,6 +266,7 @@ pub(crate) fn quantize_q5_1(x: &[f32], out: &mut [u8]) {
 }
 
 /// Q5_1 block to 32 values.
+#[inline]
 pub(crate) fn dequantize_q5_1(b: &[u8], y: &mut [f32]) {
     let d = f16_to_f32(&b[0..2]);
     let m = f16_to_f32(&b[2..4]);
@@ -241,6 +281,7 @@ pub(crate) fn dequantize_q5_1(b: &[u8], y: &mut [f32]) {
 }
 
 /// Q8_0: 32 values to `d`, `qs[32]`.
+#[inline(always)]
 pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
     let x: &[f32; 32] = x.try_into().expect("one Q8_0 block");
     let out: &mut [u8; 34] = out.try_into().expect("one Q8_0 block");
@@ -248,21 +289,21 @@ pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
     let d = amax / 127.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     out[0..2].copy_from_slice(&f32_to_f16(d));
-    for j in 0..32 {
-        out[2 + j] = round_half_away(x[j] * id) as i8 as u8;
+    if amax >= TINY {
+        // `roundf(x*id)` lies in [-127, 127]: `nearest_int` converts the
+        // integral value exactly (and vectorizes, unlike a saturating `as`).
+        for j in 0..32 {
+            out[2 + j] = nearest_int((x[j] * id).round()) as i8 as u8;
+        }
+    } else {
+        for j in 0..32 {
+            out[2 + j] = ((x[j] * id).round() as i8) as u8;
+        }
     }
 }
 
-/// C's `roundf` (ties away from zero) for `|v| < 2^23`, in integer and
-/// comparison steps that vectorize: `v - trunc(v)` is exact there.
-#[inline(always)]
-fn round_half_away(v: f32) -> i32 {
-    let t = v as i32;
-    let r = v - t as f32;
-    t + i32::from(r >= 0.5) - i32::from(r <= -0.5)
-}
-
 /// Q8_0 block to 32 values.
+#[inline(always)]
 pub(crate) fn dequantize_q8_0(b: &[u8], y: &mut [f32]) {
     let b: &[u8; 34] = b.try_into().expect("one Q8_0 block");
     let y: &mut [f32; 32] = y.try_into().expect("one Q8_0 block");
@@ -302,6 +343,7 @@ pub(super) fn best_index_fp4(x: f32, e: f32) -> u8 {
 }
 
 /// MXFP4: 32 values to `e`, `qs[16]`.
+#[inline]
 pub(crate) fn quantize_mxfp4(x: &[f32], out: &mut [u8]) {
     let amax = x
         .iter()
@@ -321,6 +363,7 @@ pub(crate) fn quantize_mxfp4(x: &[f32], out: &mut [u8]) {
 }
 
 /// MXFP4 block to 32 values.
+#[inline]
 pub(crate) fn dequantize_mxfp4(b: &[u8], y: &mut [f32]) {
     let d = e8m0_half(b[0]);
     for j in 0..16 {
@@ -342,6 +385,7 @@ fn ceil_243(q: u8) -> u8 {
 }
 
 /// TQ1_0: 256 values to `qs[48]`, `qh[4]`, `d`.
+#[inline]
 pub(crate) fn quantize_tq1_0(x: &[f32], out: &mut [u8]) {
     let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
     let d = amax;
@@ -386,6 +430,7 @@ fn untrit(b: u8, pow3: u8, d: f32) -> f32 {
 const POW3: [u8; 5] = [1, 3, 9, 27, 81];
 
 /// TQ1_0 block to 256 values.
+#[inline]
 pub(crate) fn dequantize_tq1_0(b: &[u8], y: &mut [f32]) {
     let d = f16_to_f32(&b[52..54]);
     let mut k = 0;
@@ -410,6 +455,7 @@ pub(crate) fn dequantize_tq1_0(b: &[u8], y: &mut [f32]) {
 }
 
 /// TQ2_0: 256 values to `qs[64]`, `d`.
+#[inline]
 pub(crate) fn quantize_tq2_0(x: &[f32], out: &mut [u8]) {
     let amax = x.iter().fold(0.0f32, |a, v| a.max(v.abs()));
     let d = amax;
@@ -428,6 +474,7 @@ pub(crate) fn quantize_tq2_0(x: &[f32], out: &mut [u8]) {
 }
 
 /// TQ2_0 block to 256 values.
+#[inline]
 pub(crate) fn dequantize_tq2_0(b: &[u8], y: &mut [f32]) {
     let d = f16_to_f32(&b[64..66]);
     let mut k = 0;

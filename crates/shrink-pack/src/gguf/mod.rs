@@ -386,27 +386,27 @@ pub fn quantize_into(t: GgufType, x: &[f32], out: &mut [u8]) -> Result<()> {
             out.len(),
         ));
     }
-    // One arm per type, each passing its kernel as a function item, so that
-    // the loop is compiled (and the kernel inlined) once per type.
+    // One arm per type: its row kernel, compiled (with the block kernel
+    // inlined) for the baseline CPU and for AVX2.
     match t {
-        GgufType::F16 => quantize_blocks(t, x, out, legacy::quantize_f16),
-        GgufType::BF16 => quantize_blocks(t, x, out, legacy::quantize_bf16),
-        GgufType::Q4_0 => quantize_blocks(t, x, out, legacy::quantize_q4_0),
-        GgufType::Q4_1 => quantize_blocks(t, x, out, legacy::quantize_q4_1),
-        GgufType::Q5_0 => quantize_blocks(t, x, out, legacy::quantize_q5_0),
-        GgufType::Q5_1 => quantize_blocks(t, x, out, legacy::quantize_q5_1),
-        GgufType::Q8_0 => quantize_blocks(t, x, out, legacy::quantize_q8_0),
-        GgufType::MXFP4 => quantize_blocks(t, x, out, legacy::quantize_mxfp4),
-        GgufType::TQ1_0 => quantize_blocks(t, x, out, legacy::quantize_tq1_0),
-        GgufType::TQ2_0 => quantize_blocks(t, x, out, legacy::quantize_tq2_0),
-        GgufType::Q2_K => quantize_blocks(t, x, out, kquants::quantize_q2_k),
-        GgufType::Q3_K => quantize_blocks(t, x, out, kquants::quantize_q3_k),
-        GgufType::Q4_K => quantize_blocks(t, x, out, kquants::quantize_q4_k),
-        GgufType::Q5_K => quantize_blocks(t, x, out, kquants::quantize_q5_k),
-        GgufType::Q6_K => quantize_blocks(t, x, out, kquants::quantize_q6_k),
-        GgufType::Q8_K => quantize_blocks(t, x, out, kquants::quantize_q8_k),
-        GgufType::IQ4_NL => quantize_blocks(t, x, out, kquants::quantize_iq4_nl),
-        GgufType::IQ4_XS => quantize_blocks(t, x, out, kquants::quantize_iq4_xs),
+        GgufType::F16 => quantize_blocks(t, x, out, rows::quantize_f16),
+        GgufType::BF16 => quantize_blocks(t, x, out, rows::quantize_bf16),
+        GgufType::Q4_0 => quantize_blocks(t, x, out, rows::quantize_q4_0),
+        GgufType::Q4_1 => quantize_blocks(t, x, out, rows::quantize_q4_1),
+        GgufType::Q5_0 => quantize_blocks(t, x, out, rows::quantize_q5_0),
+        GgufType::Q5_1 => quantize_blocks(t, x, out, rows::quantize_q5_1),
+        GgufType::Q8_0 => quantize_blocks(t, x, out, rows::quantize_q8_0),
+        GgufType::MXFP4 => quantize_blocks(t, x, out, rows::quantize_mxfp4),
+        GgufType::TQ1_0 => quantize_blocks(t, x, out, rows::quantize_tq1_0),
+        GgufType::TQ2_0 => quantize_blocks(t, x, out, rows::quantize_tq2_0),
+        GgufType::Q2_K => quantize_blocks(t, x, out, rows::quantize_q2_k),
+        GgufType::Q3_K => quantize_blocks(t, x, out, rows::quantize_q3_k),
+        GgufType::Q4_K => quantize_blocks(t, x, out, rows::quantize_q4_k),
+        GgufType::Q5_K => quantize_blocks(t, x, out, rows::quantize_q5_k),
+        GgufType::Q6_K => quantize_blocks(t, x, out, rows::quantize_q6_k),
+        GgufType::Q8_K => quantize_blocks(t, x, out, rows::quantize_q8_k),
+        GgufType::IQ4_NL => quantize_blocks(t, x, out, rows::quantize_iq4_nl),
+        GgufType::IQ4_XS => quantize_blocks(t, x, out, rows::quantize_iq4_xs),
     }
 }
 
@@ -414,8 +414,8 @@ pub fn quantize_into(t: GgufType, x: &[f32], out: &mut [u8]) -> Result<()> {
 /// of every block size, small enough to stay in cache between the two.
 const QUANTIZE_CHUNK: usize = 4096;
 
-/// [`quantize_into`]'s loop, generic over the block kernel `f` so that it
-/// is inlined; lengths are checked by the caller.
+/// [`quantize_into`]'s loop: checks a chunk for non-finite values, then
+/// quantizes it with the row kernel `f`; lengths are checked by the caller.
 #[inline(always)]
 fn quantize_blocks(
     t: GgufType,
@@ -423,10 +423,10 @@ fn quantize_blocks(
     out: &mut [u8],
     f: impl Fn(&[f32], &mut [u8]),
 ) -> Result<()> {
-    let (bs, ts) = (t.block_size(), t.type_size());
+    let per_chunk = QUANTIZE_CHUNK / t.block_size() * t.type_size();
     for (c, (xc, oc)) in x
         .chunks(QUANTIZE_CHUNK)
-        .zip(out.chunks_mut(QUANTIZE_CHUNK / bs * ts))
+        .zip(out.chunks_mut(per_chunk))
         .enumerate()
     {
         if !all_finite(xc) {
@@ -438,9 +438,7 @@ fn quantize_blocks(
                 value: x[i].to_string(),
             });
         }
-        for (xb, ob) in xc.chunks_exact(bs).zip(oc.chunks_exact_mut(ts)) {
-            f(xb, ob);
-        }
+        f(xc, oc);
     }
     Ok(())
 }
@@ -487,37 +485,74 @@ pub fn dequantize_into(t: GgufType, bytes: &[u8], out: &mut [f32]) -> Result<()>
         ));
     }
     match t {
-        GgufType::F16 => dequantize_blocks(t, bytes, out, legacy::dequantize_f16),
-        GgufType::BF16 => dequantize_blocks(t, bytes, out, legacy::dequantize_bf16),
-        GgufType::Q4_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_q4_0),
-        GgufType::Q4_1 => dequantize_blocks(t, bytes, out, legacy::dequantize_q4_1),
-        GgufType::Q5_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_q5_0),
-        GgufType::Q5_1 => dequantize_blocks(t, bytes, out, legacy::dequantize_q5_1),
-        GgufType::Q8_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_q8_0),
-        GgufType::MXFP4 => dequantize_blocks(t, bytes, out, legacy::dequantize_mxfp4),
-        GgufType::TQ1_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_tq1_0),
-        GgufType::TQ2_0 => dequantize_blocks(t, bytes, out, legacy::dequantize_tq2_0),
-        GgufType::Q2_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q2_k),
-        GgufType::Q3_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q3_k),
-        GgufType::Q4_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q4_k),
-        GgufType::Q5_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q5_k),
-        GgufType::Q6_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q6_k),
-        GgufType::Q8_K => dequantize_blocks(t, bytes, out, kquants::dequantize_q8_k),
-        GgufType::IQ4_NL => dequantize_blocks(t, bytes, out, kquants::dequantize_iq4_nl),
-        GgufType::IQ4_XS => dequantize_blocks(t, bytes, out, kquants::dequantize_iq4_xs),
+        GgufType::F16 => rows::dequantize_f16(bytes, out),
+        GgufType::BF16 => rows::dequantize_bf16(bytes, out),
+        GgufType::Q4_0 => rows::dequantize_q4_0(bytes, out),
+        GgufType::Q4_1 => rows::dequantize_q4_1(bytes, out),
+        GgufType::Q5_0 => rows::dequantize_q5_0(bytes, out),
+        GgufType::Q5_1 => rows::dequantize_q5_1(bytes, out),
+        GgufType::Q8_0 => rows::dequantize_q8_0(bytes, out),
+        GgufType::MXFP4 => rows::dequantize_mxfp4(bytes, out),
+        GgufType::TQ1_0 => rows::dequantize_tq1_0(bytes, out),
+        GgufType::TQ2_0 => rows::dequantize_tq2_0(bytes, out),
+        GgufType::Q2_K => rows::dequantize_q2_k(bytes, out),
+        GgufType::Q3_K => rows::dequantize_q3_k(bytes, out),
+        GgufType::Q4_K => rows::dequantize_q4_k(bytes, out),
+        GgufType::Q5_K => rows::dequantize_q5_k(bytes, out),
+        GgufType::Q6_K => rows::dequantize_q6_k(bytes, out),
+        GgufType::Q8_K => rows::dequantize_q8_k(bytes, out),
+        GgufType::IQ4_NL => rows::dequantize_iq4_nl(bytes, out),
+        GgufType::IQ4_XS => rows::dequantize_iq4_xs(bytes, out),
     }
     Ok(())
 }
 
-/// [`dequantize_into`]'s loop, generic over the block kernel `f` so that it
-/// is inlined; lengths are checked by the caller.
-#[inline(always)]
-fn dequantize_blocks(t: GgufType, bytes: &[u8], out: &mut [f32], f: impl Fn(&[u8], &mut [f32])) {
-    for (bb, ob) in bytes
-        .chunks_exact(t.type_size())
-        .zip(out.chunks_exact_mut(t.block_size()))
-    {
-        f(bb, ob);
+/// Row kernels: for every type, the loop over whole blocks (quantize and
+/// dequantize), compiled by `multiversion` for the baseline CPU and for
+/// AVX2 and picked at run time, with the block kernels inlined into both.
+/// Rust never contracts `a * b + c` into a fused multiply-add, so both
+/// paths compute the same bits.
+mod rows {
+    use super::{kquants, legacy};
+    use multiversion::multiversion;
+
+    macro_rules! row_kernels {
+        ($($q:ident, $d:ident: $m:ident, $bs:literal, $ts:literal;)*) => {$(
+            #[multiversion(targets("x86_64+avx2"))]
+            pub(super) fn $q(x: &[f32], out: &mut [u8]) {
+                for (xb, ob) in x.chunks_exact($bs).zip(out.chunks_exact_mut($ts)) {
+                    $m::$q(xb, ob);
+                }
+            }
+
+            #[multiversion(targets("x86_64+avx2"))]
+            pub(super) fn $d(b: &[u8], y: &mut [f32]) {
+                for (bb, yb) in b.chunks_exact($ts).zip(y.chunks_exact_mut($bs)) {
+                    $m::$d(bb, yb);
+                }
+            }
+        )*};
+    }
+
+    row_kernels! {
+        quantize_f16, dequantize_f16: legacy, 1, 2;
+        quantize_bf16, dequantize_bf16: legacy, 1, 2;
+        quantize_q4_0, dequantize_q4_0: legacy, 32, 18;
+        quantize_q4_1, dequantize_q4_1: legacy, 32, 20;
+        quantize_q5_0, dequantize_q5_0: legacy, 32, 22;
+        quantize_q5_1, dequantize_q5_1: legacy, 32, 24;
+        quantize_q8_0, dequantize_q8_0: legacy, 32, 34;
+        quantize_mxfp4, dequantize_mxfp4: legacy, 32, 17;
+        quantize_tq1_0, dequantize_tq1_0: legacy, 256, 54;
+        quantize_tq2_0, dequantize_tq2_0: legacy, 256, 66;
+        quantize_q2_k, dequantize_q2_k: kquants, 256, 84;
+        quantize_q3_k, dequantize_q3_k: kquants, 256, 110;
+        quantize_q4_k, dequantize_q4_k: kquants, 256, 144;
+        quantize_q5_k, dequantize_q5_k: kquants, 256, 176;
+        quantize_q6_k, dequantize_q6_k: kquants, 256, 210;
+        quantize_q8_k, dequantize_q8_k: kquants, 256, 292;
+        quantize_iq4_nl, dequantize_iq4_nl: kquants, 32, 18;
+        quantize_iq4_xs, dequantize_iq4_xs: kquants, 256, 136;
     }
 }
 
