@@ -80,6 +80,17 @@ pub trait Reconstruct: Send + Sync + fmt::Debug + Any {
         None
     }
 
+    /// Exact stored size when the weights outside `mask` are known to be
+    /// zero and the form stores only the others, the bitmap included (how a
+    /// [`Restricted`](crate::Restricted) stage counts its inner form).
+    /// `None` (the default) for forms that store every weight regardless;
+    /// quantized matrices return the bitmap, the kept weights' codes and
+    /// their parameters.
+    fn storage_on(&self, mask: &Mask) -> Option<Storage> {
+        let _ = mask;
+        None
+    }
+
     /// For factored forms: the same form with every stored factor matrix
     /// compressed by `stage` (see [`Compose::Factors`](crate::Compose::Factors));
     /// `None` for forms that store no factors (the default).
@@ -129,6 +140,9 @@ impl Reconstruct for Compressed {
     }
     fn support(&self) -> Option<&Mask> {
         self.0.support()
+    }
+    fn storage_on(&self, mask: &Mask) -> Option<Storage> {
+        self.0.storage_on(mask)
     }
     fn compress_factors(
         &self,

@@ -24,6 +24,7 @@ pub mod layer_file;
 pub mod linalg;
 mod mask;
 mod objective;
+pub mod obs;
 mod pipeline;
 pub mod recipe;
 mod stats;

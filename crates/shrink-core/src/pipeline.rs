@@ -255,7 +255,10 @@ impl Reconstruct for Sum {
 }
 
 /// A compressed form restricted to a mask: weights outside the mask are
-/// exactly zero. Storage is the inner form plus a one-bit-per-weight bitmap.
+/// exactly zero. Storage is the inner form's
+/// [`storage_on`](Reconstruct::storage_on) the mask when it has one (a
+/// quantized matrix stores the bitmap and the kept codes only), otherwise
+/// the inner form plus a one-bit-per-weight bitmap.
 #[derive(Debug)]
 pub struct Restricted {
     mask: Mask,
@@ -299,6 +302,9 @@ impl Reconstruct for Restricted {
         }
     }
     fn storage(&self) -> Storage {
+        if let Some(s) = self.inner.storage_on(&self.mask) {
+            return s;
+        }
         let mut s = self.inner.storage();
         s.parts.push(crate::StoragePart {
             name: "mask bitmap".into(),

@@ -30,7 +30,6 @@
 //! pruning; the bytes are written by [`shrink_pack::sparse`].
 #![deny(unsafe_code)]
 
-pub mod hessian;
 pub mod lift;
 pub mod magnitude;
 pub mod pattern;
@@ -39,7 +38,6 @@ pub mod select;
 pub mod sparsegpt;
 pub mod wanda;
 
-pub use hessian::{HessianFactor, inverse_hessian_factor};
 pub use lift::Lift;
 pub use magnitude::Magnitude;
 pub use pattern::{Pattern, Ratio};

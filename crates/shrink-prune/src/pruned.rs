@@ -365,7 +365,10 @@ impl Reconstruct for Pruned {
 /// Stored as the mask bitmap, the codes of the **kept** weights only (packed
 /// at the grid's code width, row-major), and the quantizer's parameters
 /// (scales, zero points, codebook, tensor scale) exactly as
-/// [`QuantizedMatrix`] counts them.
+/// [`QuantizedMatrix`] counts them: the `SMQ1` layout of
+/// [`shrink_pack::qmatrix`], written by [`SparseQuantized::to_bytes`] and
+/// read by [`SparseQuantized::from_bytes`]; its payload is exactly
+/// [`Reconstruct::storage`].
 #[derive(Clone, Debug, PartialEq)]
 pub struct SparseQuantized {
     mask: Mask,
@@ -392,6 +395,22 @@ impl SparseQuantized {
     /// The mask (1 = kept).
     pub fn mask(&self) -> &Mask {
         &self.mask
+    }
+
+    /// The `SMQ1` bytes ([`shrink_pack::qmatrix::encode_masked`]).
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        shrink_pack::qmatrix::encode_masked(&self.mask, &self.quantized)
+    }
+
+    /// Reads `SMQ1` bytes written by [`SparseQuantized::to_bytes`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Corrupt`] (or the checks of [`QuantizedMatrix::from_parts`])
+    /// for truncated or inconsistent bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let (mask, quantized) = shrink_pack::qmatrix::decode_masked(bytes)?;
+        Self::new(mask, quantized)
     }
 
     /// The quantized matrix (codes at pruned positions are the code nearest
@@ -431,17 +450,9 @@ impl Reconstruct for SparseQuantized {
 
     fn storage(&self) -> Storage {
         let (rows, cols) = self.shape();
-        let bits = u64::from(self.quantized.spec().grid.code_bits());
-        let kept = self.mask.kept() as u64;
-        let mut s = Storage::new((rows * cols) as u64)
-            .with("mask bitmap", self.mask.bitmap_bytes())
-            .with("codes (kept weights)", (kept * bits).div_ceil(8));
-        for p in self.quantized.storage().parts {
-            if p.name != "codes" {
-                s.parts.push(p);
-            }
-        }
-        s
+        self.quantized
+            .storage_on(&self.mask)
+            .unwrap_or_else(|| Storage::new((rows * cols) as u64))
     }
 
     fn support(&self) -> Option<&Mask> {

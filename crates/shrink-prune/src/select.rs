@@ -20,8 +20,17 @@ fn asc(scores: &[f64], a: usize, b: usize) -> std::cmp::Ordering {
     scores[a].total_cmp(&scores[b]).then(a.cmp(&b))
 }
 
+/// An unsigned key whose order is `f64::total_cmp`'s: negative values (sign
+/// bit set) have all their bits flipped, the others only the sign bit.
+#[inline]
+fn total_key(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 { !b } else { b | (1 << 63) }
+}
+
 /// Flags (`true` = selected) of the `k` smallest scores (ties: lower index
-/// selected first).
+/// selected first). Selects on `(key, index)` pairs held by value (the
+/// order of [`asc`], without indirect loads).
 pub(crate) fn smallest(scores: &[f64], k: usize) -> Vec<bool> {
     let n = scores.len();
     let mut out = vec![false; n];
@@ -32,9 +41,13 @@ pub(crate) fn smallest(scores: &[f64], k: usize) -> Vec<bool> {
         out.fill(true);
         return out;
     }
-    let mut idx: Vec<usize> = (0..n).collect();
-    idx.select_nth_unstable_by(k - 1, |&a, &b| asc(scores, a, b));
-    for &i in &idx[..k] {
+    let mut keyed: Vec<(u64, usize)> = scores
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (total_key(v), i))
+        .collect();
+    keyed.select_nth_unstable(k - 1);
+    for &(_, i) in &keyed[..k] {
         out[i] = true;
     }
     out
@@ -150,4 +163,48 @@ pub(crate) fn mask_from_scores(scores: ArrayView2<'_, f64>, pattern: &Pattern) -
 /// A mask from row-major keep flags.
 pub(crate) fn mask_from_flags(rows: usize, cols: usize, keep: &[bool]) -> Mask {
     Mask::from_fn(rows, cols, |i, j| keep[i * cols + j])
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+
+    #[test]
+    fn the_key_orders_like_total_cmp() {
+        let vals = [
+            f64::NEG_INFINITY,
+            -1e300,
+            -1.0,
+            -f64::MIN_POSITIVE,
+            -0.0,
+            0.0,
+            f64::MIN_POSITIVE,
+            1.0,
+            2.5,
+            1e300,
+            f64::INFINITY,
+        ];
+        for a in vals {
+            for b in vals {
+                assert_eq!(total_key(a).cmp(&total_key(b)), a.total_cmp(&b), "{a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn smallest_equals_a_stable_sort() {
+        let scores: Vec<f64> = (0..500)
+            .map(|i| ((i * 37) % 23) as f64 * 0.5 - 3.0)
+            .collect();
+        for k in [0, 1, 7, 250, 499, 500, 600] {
+            let got = smallest(&scores, k);
+            let mut idx: Vec<usize> = (0..scores.len()).collect();
+            idx.sort_by(|&a, &b| asc(&scores, a, b));
+            let mut want = vec![false; scores.len()];
+            for &i in idx.iter().take(k) {
+                want[i] = true;
+            }
+            assert_eq!(got, want, "k = {k}");
+        }
+    }
 }

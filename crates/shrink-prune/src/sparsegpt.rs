@@ -10,7 +10,7 @@
 //! leaves the error `err = (w_c - q) / U_cc`, and the remaining columns
 //! absorb it, `W[:, c+1:] -= err U[c, c+1:]`, where `U` is the upper
 //! Cholesky factor of the damped inverse Hessian (`H^{-1} = U^T U`, see
-//! [`crate::hessian`]; dead inputs zeroed, damping `0.01 * mean(diag H)`).
+//! [`shrink_core::obs`]; dead inputs zeroed, damping `0.01 * mean(diag H)`).
 //!
 //! Algorithm (as the reference, and as algorithms.md 6.1):
 //!
@@ -24,9 +24,12 @@
 //!   prunes the `M - N` lowest scores among columns `[i, i+M)` (updated
 //!   weights);
 //! * then column by column `q = w` if kept, `0` if pruned (joint mode:
-//!   the kept weight rounded to the quantizer's grid), the in-block update
-//!   above, and after the block one GEMM, the lazy update
-//!   `W[:, b1:] -= Err @ U[b0:b1, b1:]`.
+//!   the kept weight rounded to the quantizer's grid) and the in-block
+//!   update above. The updates from earlier blocks reach a block in
+//!   left-looking form ([`shrink_core::obs`]): at the block's start its
+//!   current weights are `W_b + (W - W')_<b V_<b,b`, one GEMM, which equals
+//!   the reference's lazy update `W[:, b1:] -= Err @ U[b0:b1, b1:]` after
+//!   every earlier block without forming `U` outside the diagonal blocks.
 //!
 //! **Joint mode** (`sparsegpt:50%:int4:g128`, the paper's joint
 //! sparsification and quantization): each kept weight is quantized as its
@@ -37,22 +40,24 @@
 //! (`channel`: at column 0 from the whole row; `tensor`: once, from the
 //! dead-zeroed input).
 //!
-//! Numerics: `U` in f64, converted to f32 for the sweep; weights, errors and
-//! updates in f32 like the reference; mask scores in f64. Rows are swept in
-//! fixed chunks of 32 on the rayon pool (each row's arithmetic is
-//! independent of the chunking and of the thread count); the block mask is
-//! chosen on one thread. Ties as in [`crate::select`].
+//! In joint mode a group must lie inside a block (its size divides the
+//! block), so that its parameters are fitted on up-to-date weights;
+//! `channel` and `tensor` parameters always work.
+//!
+//! Numerics: the factor in f64, converted to f32 for the sweep; weights,
+//! errors and updates in f32 like the reference; mask scores in f64. Rows
+//! are swept in fixed chunks of 32 on the rayon pool (each row's arithmetic
+//! is independent of the chunking and of the thread count); the block mask
+//! is chosen on one thread. Ties as in [`crate::select`].
 
-use crate::hessian::inverse_hessian_factor;
 use crate::pattern::{Pattern, format_token, parse_args};
 use crate::pruned::SparseQuantized;
 use crate::select::{mask_from_flags, nm_group, smallest};
 use crate::{finish, stage_for};
-use faer::{Accum, Par};
-use ndarray::{Array2, ArrayView2, ArrayViewMut2, s};
+use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use shrink_core::check::finite_matrix;
-use shrink_core::interop::{as_faer, as_faer_mut};
+use shrink_core::obs::{ObsFactor, sub_scaled};
 use shrink_core::{Compressed, Compressor, Context, Error, Mask, Result, StageSpec};
 use shrink_pack::sparse::ValueFormat;
 use shrink_quant::matrix::group_layout;
@@ -151,25 +156,40 @@ pub fn sparsegpt(
         None => cfg.block,
     };
 
-    let factor = inverse_hessian_factor(gram, cfg.damp)?;
-    let u: Array2<f32> = factor.u.mapv(|v| v as f32);
-    let d: Vec<f32> = (0..cols).map(|c| u[(c, c)]).collect();
-    let mut wk = w.to_owned();
-    for (j, &dead) in factor.dead.iter().enumerate() {
+    let mut bounds: Vec<usize> = (0..cols).step_by(block).collect();
+    bounds.push(cols);
+    let perm: Vec<usize> = (0..cols).collect();
+    let factor = ObsFactor::new(gram, &perm, cfg.damp, 1, &bounds)?;
+    let d: Vec<f32> = (0..cols).map(|c| factor.diag(c)).collect();
+    let mut orig = w.to_owned();
+    for (j, &dead) in factor.dead().iter().enumerate() {
         if dead {
-            wk.column_mut(j).fill(0.0);
+            orig.column_mut(j).fill(0.0);
         }
     }
+    let orig = orig
+        .as_slice()
+        .ok_or_else(|| Error::invalid("weights", "internal: non-contiguous copy"))?;
 
     let joint = match cfg.quant {
         None => None,
         Some(spec) => {
             spec.validate()?;
             let (_, per_row) = group_layout(spec.granularity, rows, cols)?;
-            let values: Vec<f32> = wk.iter().copied().collect();
-            let q = Prepared::new(spec, &values, cols)?;
+            if let Granularity::Group(g) = spec.granularity
+                && !block.is_multiple_of(g)
+            {
+                return Err(Error::invalid(
+                    "sparsegpt joint quantizer",
+                    format!(
+                        "the group size {g} must divide the column block ({block}), so that \
+                         each group's parameters are fitted on up-to-date weights"
+                    ),
+                ));
+            }
+            let q = Prepared::new(spec, orig, cols)?;
             let tensor = match spec.granularity {
-                Granularity::Tensor => Some(q.params(&values)?),
+                Granularity::Tensor => Some(q.params(orig)?),
                 _ => None,
             };
             let per_row = match spec.granularity {
@@ -190,21 +210,32 @@ pub fn sparsegpt(
     let mut params = vec![GroupParams::default(); rows * per_row];
     let mut codes = vec![0u8; rows * cols];
     let mut keep = vec![true; rows * cols];
+    // `w - q` of the swept columns, the result, and the current block.
+    let mut diff = vec![0f32; rows * cols];
+    let mut out = vec![0f32; rows * cols];
+    let mut cur = vec![0f32; rows * block.min(cols)];
 
-    let mut b0 = 0;
-    while b0 < cols {
-        let b1 = (b0 + block).min(cols);
+    for b in 0..bounds.len() - 1 {
+        let (b0, b1) = (bounds[b], bounds[b + 1]);
         let bw = b1 - b0;
+        let cur = &mut cur[..rows * bw];
+        cur.par_chunks_mut(ROW_CHUNK * bw)
+            .zip(orig.par_chunks(ROW_CHUNK * cols))
+            .zip(diff.par_chunks(ROW_CHUNK * cols))
+            .for_each(|((cc, oc), dc)| {
+                factor.block_start(b, oc, dc, oc.len() / cols, cc);
+            });
         if let Pattern::Unstructured(r) = cfg.pattern {
             // One pooled threshold over the whole block.
-            let mut scores = Vec::with_capacity(rows * bw);
-            for i in 0..rows {
-                for c in b0..b1 {
-                    let x = f64::from(wk[(i, c)]);
-                    let dc = f64::from(d[c]);
-                    scores.push(x * x / (dc * dc));
-                }
-            }
+            let scores: Vec<f64> = cur
+                .iter()
+                .enumerate()
+                .map(|(k, &x)| {
+                    let x = f64::from(x);
+                    let dc = f64::from(d[b0 + k % bw]);
+                    x * x / (dc * dc)
+                })
+                .collect();
             let pruned = smallest(&scores, r.count_of(rows * bw));
             for i in 0..rows {
                 for t in 0..bw {
@@ -212,25 +243,31 @@ pub fn sparsegpt(
                 }
             }
         }
-        let ub = u.slice(s![b0..b1, b1..]);
-        let tasks: Vec<Result<()>> = wk
-            .axis_chunks_iter_mut(ndarray::Axis(0), ROW_CHUNK)
-            .into_par_iter()
+        let tasks: Vec<Result<()>> = cur
+            .par_chunks_mut(ROW_CHUNK * bw)
+            .zip(orig.par_chunks(ROW_CHUNK * cols))
+            .zip(diff.par_chunks_mut(ROW_CHUNK * cols))
+            .zip(out.par_chunks_mut(ROW_CHUNK * cols))
             .zip(keep.par_chunks_mut(ROW_CHUNK * cols))
             .zip(codes.par_chunks_mut(ROW_CHUNK * cols))
             .zip(params.par_chunks_mut(ROW_CHUNK * per_row))
-            .map(|(((wc, kc), cc), pc)| {
+            .map(|((((((cc, oc), dc), qc), kc), ccodes), pc)| {
                 sweep_chunk(
-                    wc,
-                    kc,
-                    cc,
-                    pc,
+                    Chunk {
+                        cur: cc,
+                        orig: oc,
+                        diff: dc,
+                        out: qc,
+                        keep: kc,
+                        codes: ccodes,
+                        params: pc,
+                    },
                     SweepBlock {
                         b0,
                         b1,
-                        u: u.view(),
+                        cols,
+                        factor: &factor,
                         d: &d,
-                        ub,
                         nm,
                         joint: joint.as_ref(),
                         per_row,
@@ -241,7 +278,6 @@ pub fn sparsegpt(
         for t in tasks {
             t?;
         }
-        b0 = b1;
     }
 
     let mask = mask_from_flags(rows, cols, &keep);
@@ -255,8 +291,10 @@ pub fn sparsegpt(
             Some(QuantizedMatrix::from_parts(j.q, rows, cols, codes, params)?)
         }
     };
+    let weights = Array2::from_shape_vec((rows, cols), out)
+        .map_err(|e| Error::invalid("weights", format!("internal: {e}")))?;
     Ok(SparseGptOutput {
-        weights: wk,
+        weights,
         mask,
         quantized,
     })
@@ -267,55 +305,57 @@ pub fn sparsegpt(
 struct SweepBlock<'a> {
     b0: usize,
     b1: usize,
-    u: ArrayView2<'a, f32>,
+    cols: usize,
+    factor: &'a ObsFactor,
     d: &'a [f32],
-    ub: ArrayView2<'a, f32>,
     nm: Option<(usize, usize)>,
     joint: Option<&'a Joint>,
     /// Parameter slots per row in `params`.
     per_row: usize,
 }
 
-/// Sweeps the columns `[b0, b1)` of a chunk of rows, then applies the lazy
-/// update to the chunk's columns `b1..`.
-fn sweep_chunk(
-    mut wc: ArrayViewMut2<'_, f32>,
-    keep: &mut [bool],
-    codes: &mut [u8],
-    params: &mut [GroupParams],
-    blk: SweepBlock<'_>,
-) -> Result<()> {
+/// One chunk of rows: the block's current weights (`rows x bw`) and the
+/// rows' slices of the whole-matrix buffers (`rows x cols`).
+struct Chunk<'a> {
+    cur: &'a mut [f32],
+    orig: &'a [f32],
+    diff: &'a mut [f32],
+    out: &'a mut [f32],
+    keep: &'a mut [bool],
+    codes: &'a mut [u8],
+    params: &'a mut [GroupParams],
+}
+
+/// Sweeps the columns `[b0, b1)` of a chunk of rows, column by column,
+/// starting from the block's current weights.
+fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
     let SweepBlock {
         b0,
         b1,
-        u,
+        cols,
+        factor,
         d,
-        ub,
         nm,
         joint,
         per_row,
     } = blk;
-    let (nr, cols) = wc.dim();
     let bw = b1 - b0;
-    let mut err = Array2::<f32>::zeros((nr, bw));
+    let nr = ch.cur.len() / bw;
     let mut pruned_group = vec![false; nm.map_or(0, |(_, m)| m)];
     let mut gscores = vec![0f64; nm.map_or(0, |(_, m)| m)];
     let mut gbuf: Vec<f32> = Vec::new();
     for r in 0..nr {
-        let mut row = wc.row_mut(r);
-        let row = row
-            .as_slice_mut()
-            .ok_or_else(|| Error::invalid("weights", "internal: non-contiguous row"))?;
-        let krow = &mut keep[r * cols..(r + 1) * cols];
+        let row = &mut ch.cur[r * bw..(r + 1) * bw];
+        let krow = &mut ch.keep[r * cols..(r + 1) * cols];
         // The parameters in force at column b0: the tensor's, or those of
         // the group (row) that started in an earlier block.
         let mut cur: Option<(f32, u8)> = joint.and_then(|j| {
             let p = match (j.tensor, j.granularity) {
                 (Some(p), _) => Some(p),
                 (None, Granularity::Group(g)) => {
-                    (!b0.is_multiple_of(g)).then(|| params[r * per_row + b0 / g])
+                    (!b0.is_multiple_of(g)).then(|| ch.params[r * per_row + b0 / g])
                 }
-                (None, Granularity::Channel) => (b0 != 0).then(|| params[r * per_row]),
+                (None, Granularity::Channel) => (b0 != 0).then(|| ch.params[r * per_row]),
                 _ => None,
             };
             p.map(|p| (j.q.scale_value(p.raw_scale), p.zero))
@@ -326,7 +366,7 @@ fn sweep_chunk(
                 && i.is_multiple_of(m)
             {
                 for (t, sc) in gscores.iter_mut().enumerate() {
-                    let x = f64::from(row[c + t]);
+                    let x = f64::from(row[i + t]);
                     let dc = f64::from(d[c + t]);
                     *sc = x * x / (dc * dc);
                 }
@@ -335,7 +375,7 @@ fn sweep_chunk(
                     krow[c + t] = !p;
                 }
             }
-            let w = row[c];
+            let w = row[i];
             let kept = krow[c];
             let q = match joint {
                 None => {
@@ -355,15 +395,21 @@ fn sweep_chunk(
                         gbuf.clear();
                         // Entries already known to be pruned count as zero;
                         // undecided ones (later blocks, later N:M groups)
-                        // are still marked kept.
-                        gbuf.extend((c..c + g).map(|t| if krow[t] { row[t] } else { 0.0 }));
+                        // are still marked kept. A group lies inside the
+                        // block; a channel starts at column 0, where the
+                        // current weights are the original ones.
+                        let orow = &ch.orig[r * cols..(r + 1) * cols];
+                        gbuf.extend((c..c + g).map(|t| {
+                            let v = if t < b1 { row[t - b0] } else { orow[t] };
+                            if krow[t] { v } else { 0.0 }
+                        }));
                         let p = j.q.params(&gbuf)?;
-                        params[r * per_row + gi] = p;
+                        ch.params[r * per_row + gi] = p;
                         cur = Some((j.q.scale_value(p.raw_scale), p.zero));
                     }
                     let (sc, z) = cur.unwrap_or((1.0, 0));
                     let code = j.q.encode_with(if kept { w } else { 0.0 }, sc, z);
-                    codes[r * cols + c] = code;
+                    ch.codes[r * cols + c] = code;
                     if kept {
                         j.q.decode_with(code, sc, z)
                     } else {
@@ -372,26 +418,12 @@ fn sweep_chunk(
                 }
             };
             let e = (w - q) / d[c];
-            row[c] = q;
             if e != 0.0 {
-                let urow = u.row(c);
-                let urow = &urow.as_slice().unwrap_or(&[])[c + 1..b1];
-                for (x, &uv) in row[c + 1..b1].iter_mut().zip(urow) {
-                    *x -= e * uv;
-                }
+                sub_scaled(&mut row[i + 1..], e, factor.row_in_block(c, b1));
             }
-            err[(r, i)] = e;
+            ch.out[r * cols + c] = q;
+            ch.diff[r * cols + c] = ch.orig[r * cols + c] - q;
         }
-    }
-    if b1 < cols {
-        faer::linalg::matmul::matmul(
-            as_faer_mut(wc.slice_mut(s![.., b1..])),
-            Accum::Add,
-            as_faer(err.view()),
-            as_faer(ub),
-            -1.0f32,
-            Par::Seq,
-        );
     }
     Ok(())
 }

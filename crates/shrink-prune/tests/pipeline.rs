@@ -150,6 +150,93 @@ fn storage_counts_exactly_the_packed_bytes() {
 }
 
 #[test]
+fn prune_then_quantize_stores_only_the_kept_codes_in_smq1_bytes() {
+    use shrink_pack::qmatrix::{decode_masked, encode_masked};
+    use shrink_prune::SparseQuantized;
+    use shrink_quant::QuantizedMatrix;
+    let w = gaussian(32, 256, 61);
+    let st = correlated_stats(256, 900, 62);
+    let ctx = Context::with_stats(&st);
+    let stage = |s: &str| -> Box<dyn Compressor> {
+        let st: shrink_core::StageSpec = s.parse().unwrap();
+        if s.starts_with("rtn:") {
+            Box::new(Rtn::from_stage(&st).unwrap())
+        } else if s.starts_with("gptq:") {
+            Box::new(shrink_quant::Gptq::from_stage(&st).unwrap())
+        } else {
+            from_stage(&st).unwrap()
+        }
+    };
+    // Pipelines: a pruner, then a quantizer restricted to its mask.
+    for recipe in [
+        "wanda:50%+rtn:int4:g128:asym",
+        "magnitude:2:4+rtn:int3:g64:sym",
+        "wanda:50%+gptq:int4:g128:asym",
+        "sparsegpt:4:8+rtn:nf4:g64",
+        "magnitude:30%+rtn:int8:channel:sym",
+    ] {
+        let (a, b) = recipe.split_once('+').unwrap();
+        let p = Pipeline::from_boxed(stage(a)).then_boxed(stage(b), None);
+        let out = p.compress(w.view(), &ctx).unwrap();
+        let mask = out.support().unwrap().clone();
+        let kept = mask.kept() as f64;
+        let n = (32 * 256) as f64;
+        // Find the quantized matrix inside the restricted stage.
+        let dense = out.to_dense();
+        let q = out
+            .downcast_ref::<shrink_core::Restricted>()
+            .and_then(|r| r.inner().downcast_ref::<QuantizedMatrix>())
+            .unwrap_or_else(|| panic!("{recipe}: no quantized inner form"));
+        let bits = f64::from(q.spec().grid.code_bits());
+        let param_bytes: u64 = q
+            .storage()
+            .parts
+            .iter()
+            .filter(|p| p.name != "codes")
+            .map(|p| p.bytes)
+            .sum();
+        let want = (n / 8.0).ceil() + (kept * bits / 8.0).ceil() + param_bytes as f64;
+        assert_eq!(out.storage().bytes() as f64, want, "{recipe}");
+        // The SMQ1 bytes are exactly that payload and decode to the same
+        // reconstruction on the mask.
+        let bytes = encode_masked(&mask, q).unwrap();
+        let header = 4 + 4 + q.spec().to_string().len() + 16;
+        assert_eq!(
+            (bytes.len() - header) as u64,
+            out.storage().bytes(),
+            "{recipe}"
+        );
+        let (m2, q2) = decode_masked(&bytes).unwrap();
+        assert_eq!(m2, mask);
+        let mut d2 = q2.to_dense();
+        mask.apply(&mut d2).unwrap();
+        assert_eq!(d2, dense, "{recipe}");
+        // Truncated or altered bytes are typed errors, never a panic.
+        for cut in [0, 3, 9, header + 1, bytes.len() - 1] {
+            assert!(decode_masked(&bytes[..cut]).is_err(), "{recipe}: cut {cut}");
+        }
+        assert!(shrink_pack::qmatrix::decode(&bytes).is_err());
+    }
+    // wanda:50% + int4 g128 asym: 1 + 0.5 * 4 + (16 + 4) / 128 bits per weight.
+    let out = Pipeline::from_boxed(stage("wanda:50%"))
+        .then(rtn("int4:g128:asym"))
+        .compress(w.view(), &ctx)
+        .unwrap();
+    assert_eq!(out.storage().bits_per_weight(), 1.0 + 2.0 + 20.0 / 128.0);
+    // The joint form writes and reads the same layout, exactly.
+    let out = from_stage(&"sparsegpt:50%:int4:g32".parse().unwrap())
+        .unwrap()
+        .compress(w.view(), &ctx)
+        .unwrap();
+    let sq = out.downcast_ref::<SparseQuantized>().unwrap();
+    let bytes = sq.to_bytes().unwrap();
+    let header = 4 + 4 + sq.quantized().spec().to_string().len() + 16;
+    assert_eq!((bytes.len() - header) as u64, out.storage().bytes());
+    let back = SparseQuantized::from_bytes(&bytes).unwrap();
+    assert_eq!(&back, sq);
+}
+
+#[test]
 fn sparse_forward_matches_the_dense_product() {
     let w = gaussian(40, 64, 51);
     let st = correlated_stats(64, 300, 52);

@@ -117,14 +117,10 @@
 use crate::matrix::{QuantizedMatrix, group_layout};
 use crate::quantizer::{GroupParams, Prepared};
 use crate::spec::{Granularity, QuantSpec};
-use faer::dyn_stack::{MemBuffer, MemStack};
-use faer::linalg::cholesky::llt::factor::{cholesky_in_place, cholesky_in_place_scratch};
-use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
-use faer::reborrow::{Reborrow, ReborrowMut};
-use faer::{Accum, Mat, MatMut, MatRef, Par};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use shrink_core::check::{finite_matrix, input_width};
+use shrink_core::obs::{ObsFactor, sub_scaled};
 use shrink_core::{
     Compressed, Compressor, Context, Error, Mask, Reconstruct, Result, StageSpec, Storage,
 };
@@ -454,6 +450,18 @@ impl Reconstruct for ActOrderMatrix {
             .storage()
             .with("column permutation", cols * width)
     }
+
+    /// The inner matrix's kept codes (the count does not depend on the
+    /// column order) plus the permutation.
+    fn storage_on(&self, mask: &Mask) -> Option<Storage> {
+        let cols = self.perm.len() as u64;
+        let width = if cols <= 1 << 16 { 2 } else { 4 };
+        Some(
+            self.inner
+                .storage_on(mask)?
+                .with("column permutation", cols * width),
+        )
+    }
 }
 
 /// Where the parameters of a weight come from.
@@ -557,9 +565,6 @@ pub fn quantize_gptq(
         out
     });
 
-    // 4-5. Damping and the upper Cholesky factor of the inverse.
-    let u = inverse_cholesky_upper(h, &diag, &perm, cfg.damp)?;
-
     // 6. The column loop.
     let dyn_per_row = match plan {
         ParamPlan::Dynamic(_) => per_row,
@@ -571,7 +576,10 @@ pub fn quantize_gptq(
         quant: &quant,
         cols,
         plan,
-        upfront: &upfront,
+        upfront_sz: upfront
+            .iter()
+            .map(|p| (quant.scale_value(p.raw_scale), p.zero))
+            .collect(),
         perm: &perm,
         keep: keep_p.as_deref(),
         per_row,
@@ -581,9 +589,16 @@ pub fn quantize_gptq(
         let mut row_states: Vec<PreparedRow<'_>> = codes_p
             .chunks_mut(cols)
             .zip(params_dyn.chunks_mut(dyn_per_row))
-            .map(|(codes, params)| PreparedRow { codes, params })
+            .map(|(codes, params)| PreparedRow {
+                codes,
+                params,
+                cur: (1.0, 0),
+            })
             .collect();
-        run_sweep(&mut wk, cols, &u, cfg.block, &rule, &mut row_states)?;
+        // 4-5. Damping and the inverse-Hessian factor.
+        let bounds = partition(&rule, cols, cfg.block);
+        let factor = ObsFactor::new(h, &perm, cfg.damp, DAMP_ATTEMPTS, &bounds)?;
+        run_sweep(&wk, &factor, &rule, &mut row_states)?;
     }
 
     // Assemble.
@@ -724,89 +739,92 @@ pub fn gptq_sweep<R: GptqRule>(
         }
     }
     let perm: Vec<usize> = (0..cols).collect();
-    let u = inverse_cholesky_upper(h, &diag, &perm, damp)?;
-    run_sweep(&mut wk, cols, &u, block, rule, rows)
+    let bounds = partition(rule, cols, block);
+    let factor = ObsFactor::new(h, &perm, damp, DAMP_ATTEMPTS, &bounds)?;
+    run_sweep(&wk, &factor, rule, rows)
 }
 
-/// The column sweep over lazy blocks of `block` columns, rows split into
-/// fixed chunks spread over threads (deterministic).
+/// The lazy-block partition of `cols` columns: blocks of at least `block`
+/// columns (the last may be shorter), never splitting a group of the rule
+/// (a block ends only where every group started so far has ended), so that
+/// [`GptqRule::fit`] always sees the up-to-date weights of a whole group.
+fn partition<R: GptqRule>(rule: &R, cols: usize, block: usize) -> Vec<usize> {
+    let mut bounds = vec![0];
+    let mut start = 0;
+    let mut need = 0;
+    for c in 0..cols {
+        if let Some(g) = rule.group_at(c) {
+            need = need.max((c + g).min(cols));
+        }
+        let end = c + 1;
+        if end < cols && end - start >= block && need <= end {
+            bounds.push(end);
+            start = end;
+        }
+    }
+    bounds.push(cols);
+    bounds
+}
+
+/// The left-looking column sweep (see [`shrink_core::obs`]): rows split into
+/// fixed chunks spread over threads (deterministic); each chunk runs every
+/// block on its own. `orig` holds the dead-zeroed weights (rows x cols).
 fn run_sweep<R: GptqRule>(
-    wk: &mut [f32],
-    cols: usize,
-    u: &[f32],
-    block: usize,
+    orig: &[f32],
+    factor: &ObsFactor,
     rule: &R,
     rows: &mut [R::Row],
 ) -> Result<()> {
-    let mut i1 = 0;
-    while i1 < cols {
-        let i2 = (i1 + block).min(cols);
-        let results: Vec<Result<()>> = wk
-            .par_chunks_mut(ROW_CHUNK * cols)
-            .zip(rows.par_chunks_mut(ROW_CHUNK))
-            .enumerate()
-            .map(|(ci, (wc, rc))| sweep_block(rule, u, cols, ci * ROW_CHUNK, wc, rc, i1, i2))
-            .collect();
-        results.into_iter().collect::<Result<()>>()?;
-        i1 = i2;
-    }
+    let n = factor.n();
+    let mut diff = vec![0f32; orig.len()];
+    orig.par_chunks(ROW_CHUNK * n)
+        .zip(diff.par_chunks_mut(ROW_CHUNK * n))
+        .zip(rows.par_chunks_mut(ROW_CHUNK))
+        .enumerate()
+        .map(|(ci, ((oc, dc), rc))| sweep_rows(rule, factor, ci * ROW_CHUNK, oc, dc, rc))
+        .collect::<Result<Vec<()>>>()?;
     Ok(())
 }
 
-/// Quantizes columns `[i1, i2)` of the rows of one chunk (first row `r0`)
-/// and applies the block's lazy update to the columns after it.
-#[allow(clippy::too_many_arguments)]
-fn sweep_block<R: GptqRule>(
+/// Sweeps every block for one chunk of rows (first row `r0`): the block's
+/// current weights from one product ([`ObsFactor::block_start`]), then
+/// column by column: fit a group where one starts, round, spread the error
+/// over the block's later columns, record `w - q`.
+fn sweep_rows<R: GptqRule>(
     rule: &R,
-    u: &[f32],
-    n: usize,
+    factor: &ObsFactor,
     r0: usize,
-    wc: &mut [f32],
+    orig: &[f32],
+    diff: &mut [f32],
     rc: &mut [R::Row],
-    i1: usize,
-    i2: usize,
 ) -> Result<()> {
-    let nr = wc.len() / n;
-    let bw = i2 - i1;
-    let mut err = vec![0f32; nr * bw];
-    let mut buf = Vec::new();
-    for (lr, row) in rc.iter_mut().enumerate().take(nr) {
-        let r = r0 + lr;
-        let w_row = &mut wc[lr * n..(lr + 1) * n];
-        let e_row = &mut err[lr * bw..(lr + 1) * bw];
-        for c in i1..i2 {
-            let k = c - i1;
-            if let Some(g) = rule.group_at(c) {
-                buf.clear();
-                for j in c..(c + g).min(n) {
-                    let mut v = w_row[j];
-                    if j >= i2 {
-                        // Updates of this block not yet applied to column j.
-                        for (t, &e) in e_row[..k].iter().enumerate() {
-                            v -= e * u[(i1 + t) * n + j];
-                        }
-                    }
-                    buf.push(v);
+    let n = factor.n();
+    let nr = orig.len() / n;
+    let bounds = factor.bounds();
+    let widest = bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    let mut cur = vec![0f32; nr * widest];
+    for b in 0..bounds.len() - 1 {
+        let (i1, i2) = (bounds[b], bounds[b + 1]);
+        let bw = i2 - i1;
+        let cur = &mut cur[..nr * bw];
+        factor.block_start(b, orig, diff, nr, cur);
+        for (lr, row) in rc.iter_mut().enumerate().take(nr) {
+            let r = r0 + lr;
+            let w_row = &mut cur[lr * bw..(lr + 1) * bw];
+            let o_row = &orig[lr * n..(lr + 1) * n];
+            let d_row = &mut diff[lr * n..(lr + 1) * n];
+            for c in i1..i2 {
+                let k = c - i1;
+                if let Some(g) = rule.group_at(c) {
+                    rule.fit(row, r, c, &w_row[k..(k + g).min(bw)])?;
                 }
-                rule.fit(row, r, c, &buf)?;
-            }
-            let x = w_row[c];
-            let q = rule.quantize(row, r, c, x);
-            let e = (x - q) / u[c * n + c];
-            e_row[k] = e;
-            let urow = &u[c * n + c + 1..c * n + i2];
-            for (wj, &uj) in w_row[c + 1..i2].iter_mut().zip(urow) {
-                *wj -= e * uj;
+                let x = w_row[k];
+                let q = rule.quantize(row, r, c, x);
+                let e = (x - q) / factor.diag(c);
+                sub_scaled(&mut w_row[k + 1..], e, factor.row_in_block(c, i2));
+                d_row[c] = o_row[c] - q;
             }
         }
-    }
-    if i2 < n && nr > 0 {
-        let wm = MatMut::from_row_major_slice_mut(wc, nr, n);
-        let dst = wm.submatrix_mut(0, i2, nr, n - i2);
-        let lhs = MatRef::from_row_major_slice(&err, nr, bw);
-        let um = MatRef::from_row_major_slice(u, n, n);
-        let rhs = um.submatrix(i1, i2, bw, n - i2);
-        faer::linalg::matmul::matmul(dst, Accum::Add, lhs, rhs, -1.0f32, Par::Seq);
     }
     Ok(())
 }
@@ -818,7 +836,8 @@ struct PreparedRule<'a, 'b> {
     quant: &'a Prepared,
     cols: usize,
     plan: ParamPlan,
-    upfront: &'a [GroupParams],
+    /// Scale values and zero points of the up-front parameters.
+    upfront_sz: Vec<(f32, u8)>,
     perm: &'a [usize],
     /// Kept weights in processing order, when restricted.
     keep: Option<&'a [bool]>,
@@ -831,6 +850,8 @@ struct PreparedRule<'a, 'b> {
 struct PreparedRow<'b> {
     codes: &'b mut [u8],
     params: &'b mut [GroupParams],
+    /// Scale value and zero point of the dynamic group in force.
+    cur: (f32, u8),
 }
 
 impl PreparedRule<'_, '_> {
@@ -858,197 +879,26 @@ impl<'b> GptqRule for PreparedRule<'_, 'b> {
             .enumerate()
             .map(|(t, &v)| if self.kept(r, c + t) { v } else { 0.0 })
             .collect();
-        row.params[c / g] = self.quant.params(&vals)?;
+        let p = self.quant.params(&vals)?;
+        row.params[c / g] = p;
+        row.cur = (self.quant.scale_value(p.raw_scale), p.zero);
         Ok(())
     }
 
     fn quantize(&self, row: &mut PreparedRow<'b>, r: usize, c: usize, x: f32) -> f32 {
-        let p = match self.plan {
-            ParamPlan::Tensor => self.upfront[0],
-            ParamPlan::Channel => self.upfront[r],
-            ParamPlan::Static(g) => self.upfront[r * self.per_row + self.perm[c] / g],
-            ParamPlan::Dynamic(g) => row.params[c / g],
+        let (s, zero) = match self.plan {
+            ParamPlan::Tensor => self.upfront_sz[0],
+            ParamPlan::Channel => self.upfront_sz[r],
+            ParamPlan::Static(g) => self.upfront_sz[r * self.per_row + self.perm[c] / g],
+            ParamPlan::Dynamic(_) => row.cur,
         };
-        let s = self.quant.scale_value(p.raw_scale);
         if self.kept(r, c) {
-            let code = self.quant.encode_with(x, s, p.zero);
+            let code = self.quant.encode_with(x, s, zero);
             row.codes[c] = code;
-            self.quant.decode_with(code, s, p.zero)
+            self.quant.decode_with(code, s, zero)
         } else {
-            row.codes[c] = self.quant.encode_with(0.0, s, p.zero);
+            row.codes[c] = self.quant.encode_with(0.0, s, zero);
             0.0
         }
     }
-}
-
-/// The upper Cholesky factor `U` of `(P^T H P + d mean(diag H) I)^{-1}`
-/// (`H^{-1} = U^T U`) as f32, row-major, where `P` is the column permutation
-/// and `diag` the diagonal of `H` with dead inputs set to 1. See the module
-/// documentation for the route and the damping retries.
-fn inverse_cholesky_upper(
-    h: ArrayView2<'_, f64>,
-    diag: &[f64],
-    perm: &[usize],
-    damp: f64,
-) -> Result<Vec<f32>> {
-    let n = diag.len();
-    let mean_diag = diag.iter().sum::<f64>() / n as f64;
-    let mut d = damp;
-    let mut last = d;
-    for _ in 0..DAMP_ATTEMPTS {
-        if let Some(u) = try_inverse_cholesky_upper(h, diag, perm, d * mean_diag) {
-            return Ok(u);
-        }
-        last = d;
-        d = (d * 10.0).max(1e-3);
-    }
-    Err(Error::stats(format!(
-        "GPTQ: the Gram matrix is not positive definite even with damping {last} of its mean \
-         diagonal ({mean_diag:e}); it is not a usable X^T X"
-    )))
-}
-
-fn try_inverse_cholesky_upper(
-    h: ArrayView2<'_, f64>,
-    diag: &[f64],
-    perm: &[usize],
-    add: f64,
-) -> Option<Vec<f32>> {
-    let n = diag.len();
-    // A = J (P^T H P + add I) J, lower triangle (column-major, filled column by
-    // column from rows of H: the lower triangle of P^T H P, as LAPACK reads it).
-    let mut a = Mat::<f64>::zeros(n, n);
-    for j in 0..n {
-        let pr = perm[n - 1 - j];
-        let hrow = h.row(pr);
-        a[(j, j)] = diag[pr] + add;
-        for i in j + 1..n {
-            a[(i, j)] = hrow[perm[n - 1 - i]];
-        }
-    }
-    if !cholesky_lower(a.as_mut()) {
-        return None;
-    }
-    let linv = invert_lower(a.as_ref());
-    // U = J L^{-1} J, copied in tiles (the two layouts are transposed).
-    const TILE: usize = 32;
-    let mut u = vec![0f32; n * n];
-    let mut finite = true;
-    for c0 in (0..n).step_by(TILE) {
-        let c1 = (c0 + TILE).min(n);
-        for r0 in (c0..n).step_by(TILE) {
-            let r1 = (r0 + TILE).min(n);
-            for c in c0..c1 {
-                for r in r0.max(c)..r1 {
-                    let v = linv[(r, c)];
-                    finite &= v.is_finite();
-                    u[(n - 1 - r) * n + (n - 1 - c)] = v as f32;
-                }
-            }
-        }
-    }
-    let diag_ok = (0..n).all(|i| {
-        let d = u[i * n + i];
-        d.is_finite() && d > 0.0
-    });
-    (finite && diag_ok).then_some(u)
-}
-
-/// Rows and columns per block of the factorization and the inverse.
-const FACTOR_BLOCK: usize = 128;
-
-/// In-place lower Cholesky factorization `A = L L^T` (lower triangle of `a`
-/// read and overwritten), blocked right-looking: each diagonal block is
-/// factored by faer (sequentially), the panel below it solved, and the
-/// trailing matrix updated. Panel rows and trailing columns are split into
-/// fixed blocks before they are spread over threads, so the result does not
-/// depend on the thread count. False when `A` is not positive definite.
-fn cholesky_lower(mut a: MatMut<'_, f64>) -> bool {
-    let n = a.nrows();
-    let mut k0 = 0;
-    while k0 < n {
-        let k1 = (k0 + FACTOR_BLOCK).min(n);
-        let kb = k1 - k0;
-        let mut d = a.rb_mut().submatrix_mut(k0, k0, kb, kb);
-        // Earlier trailing updates wrote full blocks: clear the upper part.
-        for j in 1..kb {
-            for i in 0..j {
-                d[(i, j)] = 0.0;
-            }
-        }
-        let mut mem = MemBuffer::new(cholesky_in_place_scratch::<f64>(
-            kb,
-            Par::Seq,
-            Default::default(),
-        ));
-        if cholesky_in_place(
-            d,
-            Default::default(),
-            Par::Seq,
-            MemStack::new(&mut mem),
-            Default::default(),
-        )
-        .is_err()
-        {
-            return false;
-        }
-        if k1 < n {
-            let m = n - k1;
-            let (left, right) = a.rb_mut().split_at_col_mut(k1);
-            let (top, mut bottom) = left.split_at_row_mut(k1);
-            let l11 = top.rb().submatrix(k0, k0, kb, kb);
-            // Panel: A21 <- A21 L11^{-T}, i.e. L11 X = A21^T.
-            bottom
-                .rb_mut()
-                .submatrix_mut(0, k0, m, kb)
-                .par_row_chunks_mut(FACTOR_BLOCK)
-                .with_max_len(1)
-                .for_each(|chunk| {
-                    solve_lower_triangular_in_place(l11, chunk.transpose_mut(), Par::Seq)
-                });
-            // Trailing update: A22 <- A22 - A21 A21^T (lower part, by column blocks).
-            let a21 = bottom.rb().submatrix(0, k0, m, kb);
-            right
-                .submatrix_mut(k1, 0, m, m)
-                .par_col_chunks_mut(FACTOR_BLOCK)
-                .with_max_len(1)
-                .enumerate()
-                .for_each(|(b, blk)| {
-                    let c0 = b * FACTOR_BLOCK;
-                    let cw = blk.ncols();
-                    faer::linalg::matmul::matmul(
-                        blk.submatrix_mut(c0, 0, m - c0, cw),
-                        Accum::Add,
-                        a21.submatrix(c0, 0, m - c0, kb),
-                        a21.submatrix(c0, 0, cw, kb).transpose(),
-                        -1.0,
-                        Par::Seq,
-                    );
-                });
-        }
-        k0 = k1;
-    }
-    true
-}
-
-/// `L^{-1}` of a lower-triangular `l` (its strict upper part must be 0 or is
-/// ignored), by solving `L X = I` for fixed blocks of columns in parallel
-/// (deterministic).
-fn invert_lower(l: MatRef<'_, f64>) -> Mat<f64> {
-    let n = l.nrows();
-    let mut x = Mat::<f64>::identity(n, n);
-    x.as_mut()
-        .par_col_chunks_mut(FACTOR_BLOCK)
-        .with_max_len(1)
-        .enumerate()
-        .for_each(|(b, blk)| {
-            let c0 = b * FACTOR_BLOCK;
-            let cw = blk.ncols();
-            solve_lower_triangular_in_place(
-                l.submatrix(c0, c0, n - c0, n - c0),
-                blk.submatrix_mut(c0, 0, n - c0, cw),
-                Par::Seq,
-            );
-        });
-    x
 }

@@ -6,7 +6,7 @@ use crate::spec::{Granularity, QuantSpec};
 use ndarray::{Array2, ArrayView2};
 use shrink_core::check::input_width;
 use shrink_core::linalg::{dense_from_rows, forward_by_row_blocks};
-use shrink_core::{Error, Reconstruct, Result, Storage};
+use shrink_core::{Error, Mask, Reconstruct, Result, Storage};
 
 /// A quantized `(rows, cols)` matrix.
 #[derive(Clone, Debug, PartialEq)]
@@ -215,5 +215,25 @@ impl Reconstruct for QuantizedMatrix {
             s = s.with("codebook", 4 * cb.len() as u64);
         }
         s
+    }
+
+    /// The bitmap, the kept weights' codes and every parameter (the
+    /// `SMQ1` layout of `shrink-pack`); `None` when the mask's shape differs.
+    fn storage_on(&self, mask: &Mask) -> Option<Storage> {
+        if mask.shape() != self.shape() {
+            return None;
+        }
+        let n = (self.rows * self.cols) as u64;
+        let bits = u64::from(self.spec().grid.code_bits());
+        let kept = mask.kept() as u64;
+        let mut s = Storage::new(n)
+            .with("mask bitmap", mask.bitmap_bytes())
+            .with("codes (kept weights)", (kept * bits).div_ceil(8));
+        for p in self.storage().parts {
+            if p.name != "codes" {
+                s.parts.push(p);
+            }
+        }
+        Some(s)
     }
 }

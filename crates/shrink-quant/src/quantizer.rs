@@ -362,7 +362,7 @@ impl Prepared {
     pub fn encode_with(&self, x: f32, s: f32, zero: u8) -> u8 {
         match &self.levels {
             Levels::Int { lo, hi } => {
-                let q = (f64::from(x) / f64::from(s)).round_ties_even() + f64::from(zero);
+                let q = round_ties_even(f64::from(x) / f64::from(s)) + f64::from(zero);
                 (q.clamp(f64::from(*lo), f64::from(*hi)) as i32 - lo) as u8
             }
             Levels::Float(f) => f.encode(x / s),
@@ -413,6 +413,23 @@ impl Prepared {
             Levels::Float(f) => !f.is_nan_code(code) && !f.is_inf_code(code),
             Levels::Table { values, .. } => usize::from(code) < values.len(),
         }
+    }
+}
+
+/// `v.round_ties_even()`, bit for bit, without a libm call on CPUs whose
+/// baseline has no rounding instruction: for `|v| < 2^52`, `|v| + 2^52` lies
+/// where the f64 spacing is 1, so the addition rounds `|v|` to an integer,
+/// ties to even (the default rounding mode), and the subtraction is exact;
+/// the sign is restored so `-0.3` gives `-0.0`. Larger, infinite and NaN
+/// inputs are returned unchanged (they are already integers or NaN).
+#[inline]
+pub(crate) fn round_ties_even(v: f64) -> f64 {
+    const TWO_52: f64 = 4_503_599_627_370_496.0;
+    let a = v.abs();
+    if a < TWO_52 {
+        ((a + TWO_52) - TWO_52).copysign(v)
+    } else {
+        v
     }
 }
 
@@ -489,6 +506,56 @@ mod tests {
                 let below = f32::from_bits(x.to_bits() - 1);
                 assert_eq!(floor_log2(below), e - 1, "just below 2^{e}");
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod round_tests {
+    use super::round_ties_even;
+    use proptest::prelude::*;
+
+    #[test]
+    fn edge_cases_match_the_standard_library() {
+        for v in [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            0.49999999999999994,
+            4503599627370495.5,
+            4503599627370496.0,
+            9007199254740993.0,
+            1e300,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            -f64::MIN_POSITIVE,
+            7.5,
+            -7.5,
+            8.5,
+        ] {
+            assert_eq!(
+                round_ties_even(v).to_bits(),
+                v.round_ties_even().to_bits(),
+                "{v}"
+            );
+        }
+        assert!(round_ties_even(f64::NAN).is_nan());
+    }
+
+    proptest! {
+        #[test]
+        fn matches_the_standard_library(bits in any::<u64>(), small in -64.0f64..64.0) {
+            let v = f64::from_bits(bits);
+            prop_assume!(!v.is_nan());
+            prop_assert_eq!(round_ties_even(v).to_bits(), v.round_ties_even().to_bits());
+            prop_assert_eq!(round_ties_even(small).to_bits(), small.round_ties_even().to_bits());
+            let half = (small * 2.0).round() / 2.0;
+            prop_assert_eq!(round_ties_even(half).to_bits(), half.round_ties_even().to_bits());
         }
     }
 }
