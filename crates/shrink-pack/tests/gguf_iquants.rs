@@ -235,6 +235,10 @@ fn gguf_py_written_file_decodes() {
         assert_eq!(info.ggml_type(), GgmlType::DecodeOnly(t));
         assert_eq!(info.dims(), &[8 * t.block_size() as u64, 2]);
         let (_, want) = golden(t);
-        assert_eq!(bits(&file.tensor_f32(&name).unwrap()), bits(&want), "{name}");
+        assert_eq!(
+            bits(&file.tensor_f32(&name).unwrap()),
+            bits(&want),
+            "{name}"
+        );
     }
 }
