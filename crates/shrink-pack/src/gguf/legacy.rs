@@ -98,14 +98,12 @@ pub(crate) fn quantize_q4_0(x: &[f32], out: &mut [u8]) {
     let (lo, hi) = min_max32(x);
     // The signed value of largest magnitude is the largest or the smallest
     // value; only a tie `hi == -lo != 0` needs ggml's first-one rule.
-    let max = if hi > -lo {
+    let max = if hi == -lo {
+        if hi == 0.0 { 0.0 } else { signed_absmax(x) }
+    } else if hi > -lo {
         hi
-    } else if -lo > hi {
-        lo
-    } else if hi == 0.0 {
-        0.0
     } else {
-        signed_absmax(x)
+        lo
     };
     let d = max / -8.0;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
