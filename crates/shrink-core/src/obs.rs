@@ -42,13 +42,15 @@
 //! 1. Dead inputs (`H_jj = 0`) get `H_jj = 1` and no coupling to other
 //!    inputs (their weights are zeroed by the caller).
 //! 2. Damping `H += damp * mean(diag H) * I`.
-//! 3. Cholesky in f64, blocked by 128 (faer's kernels, run sequentially on
-//!    blocks that are fixed before they are spread over the rayon pool). When
-//!    it fails, or `V` is not finite, the damping is multiplied by 10 (at
-//!    least `1e-3`) and the factorization retried, up to the caller's number
-//!    of attempts; then [`Error::Stats`].
-//! 4. `V` is computed in f64 and stored in f32 (the sweeps work in f32, as
-//!    the PyTorch references do).
+//! 3. Cholesky in f32, as the PyTorch references factor (the damping keeps
+//!    the condition number near `1 + n / damp` at worst), and in f64 when
+//!    the f32 factorization breaks down; blocked by 128 (faer's kernels, run
+//!    sequentially on blocks that are fixed before they are spread over the
+//!    rayon pool). When both fail, or `V` is not finite, the damping is
+//!    multiplied by 10 (at least `1e-3`) and the factorization retried, up
+//!    to the caller's number of attempts; then [`Error::Stats`].
+//! 4. `V` is computed in f64 from that factor and stored in f32 (the sweeps
+//!    work in f32, as the references do).
 //!
 //! Only the lower triangle of the (permuted) `H` is read. No result depends
 //! on the number of threads.
@@ -284,7 +286,16 @@ fn try_factor(
                 }
             }
         });
-    if !cholesky_lower(a.as_mut()) {
+    // Single precision first, as the reference implementations factor; the
+    // whole factorization again in double precision when that fails.
+    let mut a32 = Mat::<f32>::from_fn(n, n, |i, j| if i >= j { a[(i, j)] as f32 } else { 0.0 });
+    if cholesky_lower(a32.as_mut(), -1.0f32) {
+        a = Mat::<f64>::from_fn(
+            n,
+            n,
+            |i, j| if i >= j { f64::from(a32[(i, j)]) } else { 0.0 },
+        );
+    } else if !cholesky_lower(a.as_mut(), -1.0f64) {
         return None;
     }
     // R = J L J: R[x, y] = L[n-1-x, n-1-y].
@@ -346,9 +357,10 @@ fn try_factor(
 /// trailing matrix updated. Panel rows and trailing columns are split into
 /// fixed blocks before they are spread over threads, so the result does not
 /// depend on the thread count. False when `A` is not positive definite.
-fn cholesky_lower(mut a: MatMut<'_, f64>) -> bool {
+fn cholesky_lower<T: faer::traits::RealField + Copy>(mut a: MatMut<'_, T>, neg_one: T) -> bool {
     let n = a.nrows();
-    let mut mem = MemBuffer::new(cholesky_in_place_scratch::<f64>(
+    let zero = neg_one + T::one();
+    let mut mem = MemBuffer::new(cholesky_in_place_scratch::<T>(
         FACTOR_BLOCK,
         Par::Seq,
         Default::default(),
@@ -361,7 +373,7 @@ fn cholesky_lower(mut a: MatMut<'_, f64>) -> bool {
         // Earlier trailing updates wrote full blocks: clear the upper part.
         for j in 1..kb {
             for i in 0..j {
-                d[(i, j)] = 0.0;
+                d[(i, j)] = zero;
             }
         }
         if cholesky_in_place(
@@ -404,7 +416,7 @@ fn cholesky_lower(mut a: MatMut<'_, f64>) -> bool {
                         Accum::Add,
                         a21.submatrix(c0, 0, m - c0, kb),
                         a21.submatrix(c0, 0, cw, kb).transpose(),
-                        -1.0,
+                        neg_one,
                         Par::Seq,
                     );
                 });

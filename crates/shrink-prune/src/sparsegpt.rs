@@ -44,7 +44,8 @@
 //! block), so that its parameters are fitted on up-to-date weights;
 //! `channel` and `tensor` parameters always work.
 //!
-//! Numerics: the factor in f64, converted to f32 for the sweep; weights,
+//! Numerics: the factor as [`shrink_core::obs`] computes it (Cholesky in
+//! f32 like the reference, f64 when that breaks down), in f32 for the sweep; weights,
 //! errors and updates in f32 like the reference; mask scores in f64. Rows
 //! are swept in fixed chunks of 32 on the rayon pool (each row's arithmetic
 //! is independent of the chunking and of the thread count); the block mask

@@ -33,9 +33,10 @@
 //!    when `c` starts a group (`c % g == 0`, dynamic groups) the group's
 //!    parameters are fitted on the **current** weights of columns `[c, c+g)`;
 //!    then `q = Q(w_c)`, `e = (w_c - q) / U_cc`, and the block's remaining
-//!    columns are updated `w_j -= e U_cj`; at the end of a block the columns
-//!    after it receive all of the block's updates at once
-//!    (`W[:, i2:] -= E U[i1:i2, i2:]`, one matrix product).
+//!    columns are updated `w_j -= e U_cj`. The columns after a block receive
+//!    all of its updates at once (in the reference,
+//!    `W[:, i2:] -= E U[i1:i2, i2:]` after each block; here the equivalent
+//!    left-looking product at the start of each block, see below).
 //!
 //! `Q` is the [`Prepared`] quantizer of the spec, so every grid works: integer
 //! (sym/asym), NormalFloat, small floats, Lloyd, MX and NVFP4, with MSE
@@ -47,32 +48,35 @@
 //!
 //! # Numerical choices
 //!
-//! * `H` is handled in f64. `U` is computed without forming `H^{-1}`: with
-//!   `J` the exchange (index-reversal) matrix, Cholesky `J H J = L L^T` gives
-//!   `H^{-1} = (J L^{-1} J)^T (J L^{-1} J)`, and `J L^{-1} J` is upper
-//!   triangular with a positive diagonal, so it is exactly the upper Cholesky
-//!   factor of `H^{-1}` (the factor is unique). This costs one Cholesky and one
-//!   triangular inverse instead of the reference's two Cholesky
-//!   factorizations and an inverse, and avoids factoring the explicitly
-//!   formed, worse-conditioned inverse. Only the lower triangle of the
-//!   (permuted) `H` is read, as LAPACK does. Both steps are blocked (128):
-//!   faer's sequential kernels on fixed blocks, the blocks spread over
-//!   threads, so the factor does not depend on the thread count. If the factorization fails
-//!   or produces non-finite values, the damping is multiplied by 10 (at
-//!   least 1e-3) and the factorization retried, up to 6 attempts; after that
-//!   a [`Error::Stats`] is returned. A non-finite or negative-diagonal `H` is
-//!   rejected up front.
+//! * The factor comes from [`shrink_core::obs::ObsFactor`]: the sweep is
+//!   organized **left-looking**. With `R = U^{-1}` (the upper factor of
+//!   `H = R R^T`, a Cholesky factorization of the reversed matrix), the
+//!   weights of a lazy block `b` when the sweep reaches it are
+//!   `W_b + (W - Q)_<b R_<b,b U_bb`: one matrix product from the original
+//!   weights and the differences already fixed. This is the same quantity as
+//!   the reference's right-looking lazy updates, but needs one Cholesky
+//!   factorization (`n^3 / 3`) instead of a factorization and a whole
+//!   triangular inverse; see that module for the derivation. The
+//!   factorization runs in f32 (as the reference's does) and again in f64
+//!   when f32 fails; if both fail, or the factor is not finite, the damping
+//!   is multiplied by 10 (at least 1e-3) and the factorization retried, up
+//!   to 6 attempts; after that a [`Error::Stats`] is returned. Only the
+//!   lower triangle of the (permuted) `H` is read. A non-finite or
+//!   negative-diagonal `H` is rejected up front.
+//! * Lazy blocks have at least `B` columns and never split a group of the
+//!   rounding rule (a block ends only where every group started so far has
+//!   ended), so group parameters are always fitted on fully up-to-date
+//!   weights. In exact arithmetic the block width changes nothing.
 //! * The weights being updated are f32 (as in the reference); `U` is rounded
 //!   to f32 for the updates.
 //! * Dynamic group parameters are fitted on the fully up-to-date weights of
-//!   the group's columns: when a group extends past the current lazy block,
-//!   the updates still pending from the block's already quantized columns
-//!   are applied to a copy first. This equals the column-at-a-time algorithm
-//!   for every group size, and equals the reference whenever the group size
+//!   the group's columns. This equals the column-at-a-time algorithm for
+//!   every group size, and equals the reference whenever the group size
 //!   divides the block size or is a multiple of it (all shipped recipes).
-//! * Rows are independent given `U` and the parameters: the work is split
-//!   into fixed blocks of 64 rows before it is spread over threads, so the
-//!   result does not depend on the number of threads.
+//! * Rows are independent given the factor and the parameters: the work is
+//!   split into fixed chunks of 64 rows before it is spread over threads
+//!   (each chunk sweeps every block on its own), so the result does not
+//!   depend on the number of threads.
 //!
 //! # Custom rounding rules (block formats)
 //!
