@@ -457,17 +457,33 @@ pub(crate) fn dequantize_q2_k(b: &[u8], y: &mut [f32]) {
     let d = f16_to_f32(&b[80..82]);
     let min = f16_to_f32(&b[82..84]);
     // Sub-block `is` (16 values) takes bits `2 (is / 2 % 4)` of `qs[32 (is
-    // / 8) + 16 (is % 2) ..][..16]`.
-    for (is, yy) in y.chunks_exact_mut(16).enumerate() {
-        let s = b[is];
+    // / 8) + 16 (is % 2) ..][..16]`; the shift is a constant in each call
+    // of `sub` (byte shifts by a variable amount do not vectorize).
+    #[inline(always)]
+    fn sub<const SHIFT: u32>(q: &[u8], s: u8, d: f32, min: f32, yy: &mut [f32]) {
+        let q: &[u8; 16] = q.try_into().expect("16 code bytes");
+        let yy: &mut [f32; 16] = yy.try_into().expect("16 values");
         let dl = d * f32::from(s & 0x0f);
         let ml = min * f32::from(s >> 4);
-        let start = 16 + 32 * (is / 8) + 16 * (is % 2);
-        let q: &[u8; 16] = b[start..start + 16].try_into().expect("16 code bytes");
-        let shift = 2 * (is / 2 % 4);
         for i in 0..16 {
-            yy[i] = dl * f32::from((q[i] >> shift) & 3) - ml;
+            yy[i] = dl * f32::from((q[i] >> SHIFT) & 3) - ml;
         }
+    }
+    for (h, yh) in y.chunks_exact_mut(128).enumerate() {
+        let qs = &b[16 + 32 * h..16 + 32 * h + 32];
+        let sc = &b[8 * h..8 * h + 8];
+        let (q0, q1) = qs.split_at(16);
+        let (y0, rest) = yh.split_at_mut(32);
+        let (y1, rest) = rest.split_at_mut(32);
+        let (y2, y3) = rest.split_at_mut(32);
+        sub::<0>(q0, sc[0], d, min, &mut y0[..16]);
+        sub::<0>(q1, sc[1], d, min, &mut y0[16..]);
+        sub::<2>(q0, sc[2], d, min, &mut y1[..16]);
+        sub::<2>(q1, sc[3], d, min, &mut y1[16..]);
+        sub::<4>(q0, sc[4], d, min, &mut y2[..16]);
+        sub::<4>(q1, sc[5], d, min, &mut y2[16..]);
+        sub::<6>(q0, sc[6], d, min, &mut y3[..16]);
+        sub::<6>(q1, sc[7], d, min, &mut y3[16..]);
     }
 }
 
