@@ -77,8 +77,11 @@ const FACTOR_BLOCK: usize = 128;
 pub struct ObsFactor {
     n: usize,
     bounds: Vec<usize>,
-    /// Row-major `n x n`; entries outside the block columns' upper parts are 0.
-    v: Vec<f32>,
+    /// Per block `b = [i1, i2)`: `V[0..i2, i1..i2]`, row-major `i2 x (i2 - i1)`
+    /// (`V_<b,b` on top of `V_bb`, whose strict lower part is 0).
+    v: Vec<Vec<f32>>,
+    /// The block of every column.
+    block_of: Vec<u32>,
     dead: Vec<bool>,
     damp: f64,
 }
@@ -113,7 +116,8 @@ impl ObsFactor {
                 format!("{}x{}", h.nrows(), h.ncols()),
             ));
         }
-        if let Some(((i, j), v)) = h.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        let fast_ok = h.as_slice().is_some_and(crate::check::all_finite_f64);
+        if let Some(((i, j), v)) = h.indexed_iter().find(|(_, v)| !fast_ok && !v.is_finite()) {
             return Err(Error::NonFinite {
                 what: "Gram matrix".into(),
                 position: format!("row {i}, column {j}"),
@@ -167,10 +171,15 @@ impl ObsFactor {
         for _ in 0..attempts {
             if let Some(v) = try_factor(h, &diag, &dead, perm, d * mean, bounds) {
                 let dead_p = perm.iter().map(|&p| dead[p]).collect();
+                let mut block_of = vec![0u32; n];
+                for (b, w) in bounds.windows(2).enumerate() {
+                    block_of[w[0]..w[1]].fill(b as u32);
+                }
                 return Ok(Self {
                     n,
                     bounds: bounds.to_vec(),
                     v,
+                    block_of,
                     dead: dead_p,
                     damp: d,
                 });
@@ -208,13 +217,19 @@ impl ObsFactor {
 
     /// `U_cc`, the diagonal of the inverse factor (positive).
     pub fn diag(&self, c: usize) -> f32 {
-        self.v[c * self.n + c]
+        let b = self.block_of[c] as usize;
+        let (i1, i2) = (self.bounds[b], self.bounds[b + 1]);
+        self.v[b][c * (i2 - i1) + c - i1]
     }
 
     /// `U[c, c+1..i2]`: the in-block updates of column `c`, whose block ends
     /// at `i2`.
     pub fn row_in_block(&self, c: usize, i2: usize) -> &[f32] {
-        &self.v[c * self.n + c + 1..c * self.n + i2]
+        let b = self.block_of[c] as usize;
+        let (i1, e2) = (self.bounds[b], self.bounds[b + 1]);
+        let bw = e2 - i1;
+        let i2 = i2.min(e2);
+        &self.v[b][c * bw + c + 1 - i1..c * bw + i2 - i1]
     }
 
     /// The weights a sweep sees at the start of block `b` for a chunk of
@@ -236,8 +251,7 @@ impl ObsFactor {
         }
         let dst = MatMut::from_row_major_slice_mut(&mut out[..rows * bw], rows, bw);
         let lhs = MatRef::from_row_major_slice_with_stride(diff, rows, i1, n);
-        let vm = MatRef::from_row_major_slice(&self.v, n, n);
-        let rhs = vm.submatrix(0, i1, i1, bw);
+        let rhs = MatRef::from_row_major_slice(&self.v[b][..i1 * bw], i1, bw);
         faer::linalg::matmul::matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::Seq);
     }
 }
@@ -252,7 +266,7 @@ pub fn sub_scaled(y: &mut [f32], e: f32, x: &[f32]) {
     }
 }
 
-/// One damping level: the f32 `V` of the module documentation, or `None`
+/// One damping level: the f32 blocks of `V` (see [`ObsFactor`]), or `None`
 /// when the damped matrix is not (numerically) positive definite.
 fn try_factor(
     h: ArrayView2<'_, f64>,
@@ -261,11 +275,35 @@ fn try_factor(
     perm: &[usize],
     add: f64,
     bounds: &[usize],
-) -> Option<Vec<f32>> {
+) -> Option<Vec<Vec<f32>>> {
+    // Single precision first, as the reference implementations factor; the
+    // whole factorization again in double precision when that fails.
+    let mut a32 = reversed_lower::<f32>(h, diag, dead, perm, add, |v| v as f32);
+    if cholesky_lower(a32.as_mut(), -1.0f32) {
+        return v_blocks(a32.as_ref(), bounds, |v| v as f32, f64::from);
+    }
+    drop(a32);
+    let mut a64 = reversed_lower::<f64>(h, diag, dead, perm, add, |v| v);
+    if cholesky_lower(a64.as_mut(), -1.0f64) {
+        return v_blocks(a64.as_ref(), bounds, |v| v, |v| v);
+    }
+    None
+}
+
+/// `A = J (P^T H P + add I) J`, lower triangle, column-major (strict upper
+/// part 0); entry `(i, j)`, `i > j`, is input pair `(perm[n-1-i],
+/// perm[n-1-j])`, read from the lower triangle of `H`; dead inputs are
+/// uncoupled.
+fn reversed_lower<T: faer::traits::RealField + Copy>(
+    h: ArrayView2<'_, f64>,
+    diag: &[f64],
+    dead: &[bool],
+    perm: &[usize],
+    add: f64,
+    cast: impl Fn(f64) -> T + Sync,
+) -> Mat<T> {
     let n = diag.len();
-    // A = J (P^T H P + add I) J, lower triangle, column-major; entry (i, j)
-    // with i > j is input pair (perm[n-1-i], perm[n-1-j]).
-    let mut a = Mat::<f64>::zeros(n, n);
+    let mut a = Mat::<T>::zeros(n, n);
     a.as_mut()
         .par_col_chunks_mut(FACTOR_BLOCK)
         .with_max_len(1)
@@ -274,81 +312,78 @@ fn try_factor(
             for t in 0..blk.ncols() {
                 let j = b * FACTOR_BLOCK + t;
                 let pj = perm[n - 1 - j];
-                blk[(j, t)] = diag[pj] + add;
+                blk[(j, t)] = cast(diag[pj] + add);
                 if dead[pj] {
                     continue;
                 }
                 for i in j + 1..n {
                     let pi = perm[n - 1 - i];
                     if !dead[pi] {
-                        blk[(i, t)] = h[(pi.max(pj), pi.min(pj))];
+                        blk[(i, t)] = cast(h[(pi.max(pj), pi.min(pj))]);
                     }
                 }
             }
         });
-    // Single precision first, as the reference implementations factor; the
-    // whole factorization again in double precision when that fails.
-    let mut a32 = Mat::<f32>::from_fn(n, n, |i, j| if i >= j { a[(i, j)] as f32 } else { 0.0 });
-    if cholesky_lower(a32.as_mut(), -1.0f32) {
-        a = Mat::<f64>::from_fn(
-            n,
-            n,
-            |i, j| if i >= j { f64::from(a32[(i, j)]) } else { 0.0 },
-        );
-    } else if !cholesky_lower(a.as_mut(), -1.0f64) {
-        return None;
-    }
-    // R = J L J: R[x, y] = L[n-1-x, n-1-y].
-    let l = a.as_ref();
-    let r_of = |x0: usize, y0: usize, rows: usize, cols: usize| -> MatRef<'_, f64> {
+    a
+}
+
+/// The blocks of `V` from the lower Cholesky factor `l` of the reversed
+/// matrix (`R = J L J`): per block, `U_bb = R_bb^{-1}` in f64, then
+/// `V_<b,b = R_<b,b U_bb` in the factor's precision, stored in f32.
+/// `None` when an entry is not finite or a diagonal entry not positive.
+fn v_blocks<T: faer::traits::RealField + Copy>(
+    l: MatRef<'_, T>,
+    bounds: &[usize],
+    cast: impl Fn(f64) -> T + Sync,
+    widen: impl Fn(T) -> f64 + Sync,
+) -> Option<Vec<Vec<f32>>> {
+    let n = l.nrows();
+    // R[x, y] = L[n-1-x, n-1-y].
+    let r_of = |x0: usize, y0: usize, rows: usize, cols: usize| -> MatRef<'_, T> {
         l.submatrix(n - x0 - rows, n - y0 - cols, rows, cols)
             .reverse_rows_and_cols()
     };
     let nb = bounds.len() - 1;
-    // Per block: column block [i1, i2) of V, rows 0..i2, in f64.
-    let cols: Vec<Option<Mat<f64>>> = (0..nb)
+    let blocks: Vec<Option<Vec<f32>>> = (0..nb)
         .into_par_iter()
         .with_max_len(1)
         .map(|b| {
             let (i1, i2) = (bounds[b], bounds[b + 1]);
             let bw = i2 - i1;
-            // U_bb = R_bb^{-1}.
-            let rbb = r_of(i1, i1, bw, bw).to_owned();
+            let rbb = r_of(i1, i1, bw, bw);
+            let rbb =
+                Mat::<f64>::from_fn(bw, bw, |x, y| if x <= y { widen(rbb[(x, y)]) } else { 0.0 });
             let mut ubb = Mat::<f64>::identity(bw, bw);
             solve_upper_triangular_in_place(rbb.as_ref(), ubb.as_mut(), Par::Seq);
-            let mut out = Mat::<f64>::zeros(i2, bw);
+            let mut out = vec![0f32; i2 * bw];
             if i1 > 0 {
+                let ut = Mat::<T>::from_fn(bw, bw, |x, y| cast(ubb[(x, y)]));
+                let mut prod = Mat::<T>::zeros(i1, bw);
                 faer::linalg::matmul::matmul(
-                    out.as_mut().submatrix_mut(0, 0, i1, bw),
+                    prod.as_mut(),
                     Accum::Replace,
                     r_of(0, i1, i1, bw),
-                    ubb.as_ref(),
-                    1.0,
+                    ut.as_ref(),
+                    cast(1.0),
                     Par::Seq,
                 );
+                for x in 0..i1 {
+                    for (y, o) in out[x * bw..(x + 1) * bw].iter_mut().enumerate() {
+                        *o = widen(prod[(x, y)]) as f32;
+                    }
+                }
             }
-            out.as_mut().submatrix_mut(i1, 0, bw, bw).copy_from(&ubb);
-            let finite = out.col_iter().all(|c| c.iter().all(|v| v.is_finite()));
-            let diag_ok = (0..bw).all(|t| ubb[(t, t)] > 0.0);
+            for x in 0..bw {
+                for y in x..bw {
+                    out[(i1 + x) * bw + y] = ubb[(x, y)] as f32;
+                }
+            }
+            let finite = out.iter().all(|v| v.is_finite());
+            let diag_ok = (0..bw).all(|t| out[(i1 + t) * bw + t] > 0.0);
             (finite && diag_ok).then_some(out)
         })
         .collect();
-    let mut v = vec![0f32; n * n];
-    for (b, c) in cols.into_iter().enumerate() {
-        let c = c?;
-        let i1 = bounds[b];
-        for x in 0..c.nrows() {
-            let dst = &mut v[x * n + i1..x * n + i1 + c.ncols()];
-            for (y, d) in dst.iter_mut().enumerate() {
-                *d = c[(x, y)] as f32;
-            }
-        }
-    }
-    let ok = (0..n).all(|c| {
-        let d = v[c * n + c];
-        d.is_finite() && d > 0.0
-    });
-    ok.then_some(v)
+    blocks.into_iter().collect()
 }
 
 /// In-place lower Cholesky factorization `A = L L^T` (lower triangle of `a`

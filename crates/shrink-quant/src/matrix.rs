@@ -72,7 +72,10 @@ impl QuantizedMatrix {
                 ),
             ));
         }
-        if let Some(k) = codes.iter().position(|&c| !quantizer.valid_code(c)) {
+        if let Some(k) = (!quantizer.all_codes_valid(&codes))
+            .then(|| codes.iter().position(|&c| !quantizer.valid_code(c)))
+            .flatten()
+        {
             return Err(Error::corrupt(
                 "quantized matrix",
                 format!("code {} at weight {k} is not a valid {spec} code", codes[k]),

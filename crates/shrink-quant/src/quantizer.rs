@@ -359,6 +359,7 @@ impl Prepared {
 
     /// Encodes with an already decoded scale `s` (hot loops).
     #[inline]
+    #[inline]
     pub fn encode_with(&self, x: f32, s: f32, zero: u8) -> u8 {
         match &self.levels {
             Levels::Int { lo, hi } => {
@@ -388,6 +389,7 @@ impl Prepared {
 
     /// Decodes with an already decoded scale `s` (hot loops).
     #[inline]
+    #[inline]
     pub fn decode_with(&self, code: u8, s: f32, zero: u8) -> f32 {
         match &self.levels {
             Levels::Int { lo, .. } => (i32::from(code) + lo - i32::from(zero)) as f32 * s,
@@ -401,6 +403,17 @@ impl Prepared {
     /// The largest valid code plus one (codes are `0..code_count`), for validation.
     pub fn code_count(&self) -> u32 {
         1u32 << self.spec.grid.code_bits()
+    }
+
+    /// Whether every code is valid ([`Prepared::valid_code`]); integer grids
+    /// only need the largest code below the code count.
+    pub fn all_codes_valid(&self, codes: &[u8]) -> bool {
+        match &self.levels {
+            Levels::Int { .. } => {
+                u32::from(codes.iter().fold(0u8, |m, &c| m.max(c))) < self.code_count()
+            }
+            _ => codes.iter().all(|&c| self.valid_code(c)),
+        }
     }
 
     /// Whether `code` is a valid code of this grid (not NaN/Inf for floats).
