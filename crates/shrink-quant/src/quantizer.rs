@@ -359,7 +359,6 @@ impl Prepared {
 
     /// Encodes with an already decoded scale `s` (hot loops).
     #[inline]
-    #[inline]
     pub fn encode_with(&self, x: f32, s: f32, zero: u8) -> u8 {
         match &self.levels {
             Levels::Int { lo, hi } => {
@@ -388,7 +387,6 @@ impl Prepared {
     }
 
     /// Decodes with an already decoded scale `s` (hot loops).
-    #[inline]
     #[inline]
     pub fn decode_with(&self, code: u8, s: f32, zero: u8) -> f32 {
         match &self.levels {
