@@ -72,3 +72,33 @@ pub fn all_finite_f64(v: &[f64]) -> bool {
     v.par_chunks(1 << 15)
         .all(|c| c.iter().fold(true, |a, x| a & x.is_finite()))
 }
+
+/// Checks a Gram matrix `X^T X` (`what` names it in errors): `n x n` with
+/// `n > 0` ([`Error::Shape`]), every entry finite ([`Error::NonFinite`],
+/// located by a plain scan only after the vectorized pass fails), and no
+/// negative diagonal entry ([`Error::Stats`]).
+pub fn gram(what: &str, h: ArrayView2<'_, f64>, n: usize) -> Result<()> {
+    if n == 0 || h.dim() != (n, n) {
+        return Err(Error::shape(
+            what,
+            format!("{n}x{n}, non-empty"),
+            format!("{}x{}", h.nrows(), h.ncols()),
+        ));
+    }
+    if !h.as_slice().is_some_and(all_finite_f64)
+        && let Some(((i, j), v)) = h.indexed_iter().find(|(_, v)| !v.is_finite())
+    {
+        return Err(Error::NonFinite {
+            what: what.to_string(),
+            position: format!("row {i}, column {j}"),
+            value: v.to_string(),
+        });
+    }
+    if let Some(j) = (0..n).find(|&j| h[(j, j)] < 0.0) {
+        return Err(Error::stats(format!(
+            "{what} has a negative diagonal entry {} at input {j}; it is not X^T X",
+            h[(j, j)]
+        )));
+    }
+    Ok(())
+}

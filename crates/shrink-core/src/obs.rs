@@ -109,27 +109,7 @@ impl ObsFactor {
         bounds: &[usize],
     ) -> Result<Self> {
         let n = h.nrows();
-        if n == 0 || h.ncols() != n {
-            return Err(Error::shape(
-                "Gram matrix",
-                "square and non-empty",
-                format!("{}x{}", h.nrows(), h.ncols()),
-            ));
-        }
-        let fast_ok = h.as_slice().is_some_and(crate::check::all_finite_f64);
-        if let Some(((i, j), v)) = h.indexed_iter().find(|(_, v)| !fast_ok && !v.is_finite()) {
-            return Err(Error::NonFinite {
-                what: "Gram matrix".into(),
-                position: format!("row {i}, column {j}"),
-                value: v.to_string(),
-            });
-        }
-        if let Some(j) = (0..n).find(|&j| h[(j, j)] < 0.0) {
-            return Err(Error::stats(format!(
-                "the Gram matrix has a negative diagonal entry {} at input {j}; it is not X^T X",
-                h[(j, j)]
-            )));
-        }
+        crate::check::gram("Gram matrix", h, n)?;
         if perm.len() != n {
             return Err(Error::shape("column permutation", n, perm.len()));
         }

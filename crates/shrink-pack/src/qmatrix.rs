@@ -217,7 +217,7 @@ fn decode_layout(bytes: &[u8], masked: bool) -> Result<(Option<Mask>, QuantizedM
         )?;
         (None, codes)
     };
-    let (groups, _) = group_layout(spec.granularity, rows, cols)
+    let (groups, per_row) = group_layout(spec.granularity, rows, cols)
         .map_err(|e| Error::corrupt("SQM1 matrix", e.to_string()))?;
     let sb = spec.scale_format.bytes() as usize;
     let raw = take(bytes, &mut pos, groups * sb, "scales")?;
@@ -269,10 +269,7 @@ fn decode_layout(bytes: &[u8], masked: bool) -> Result<(Option<Mask>, QuantizedM
         None => codes,
         Some(mask) => {
             // Scatter the kept codes; a pruned weight gets the code of 0.
-            let per_group = match group_layout(spec.granularity, rows, cols)? {
-                (1, _) => n,
-                (_, per_row) => cols / per_row,
-            };
+            let per_group = if groups == 1 { n } else { cols / per_row };
             let mut kept = codes.into_iter();
             let mut all = Vec::with_capacity(n);
             for k in 0..n {

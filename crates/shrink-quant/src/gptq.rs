@@ -637,28 +637,7 @@ pub fn quantize_gptq(
 
 /// Checks the Gram matrix: `cols x cols`, finite, non-negative diagonal.
 fn check_gram(h: ArrayView2<'_, f64>, cols: usize) -> Result<()> {
-    if h.dim() != (cols, cols) {
-        return Err(Error::shape(
-            "GPTQ Gram matrix",
-            format!("{cols}x{cols}"),
-            format!("{}x{}", h.nrows(), h.ncols()),
-        ));
-    }
-    let fast_ok = h.as_slice().is_some_and(shrink_core::check::all_finite_f64);
-    if let Some(((i, j), v)) = h.indexed_iter().find(|(_, v)| !fast_ok && !v.is_finite()) {
-        return Err(Error::NonFinite {
-            what: "GPTQ Gram matrix".into(),
-            position: format!("row {i}, column {j}"),
-            value: v.to_string(),
-        });
-    }
-    if let Some(j) = (0..cols).find(|&j| h[(j, j)] < 0.0) {
-        return Err(Error::stats(format!(
-            "GPTQ Gram matrix has a negative diagonal entry {} at {j}; it cannot be X^T X",
-            h[(j, j)]
-        )));
-    }
-    Ok(())
+    shrink_core::check::gram("GPTQ Gram matrix", h, cols)
 }
 
 /// Parameters of consecutive chunks of `len` values (rows or groups), in order.
