@@ -117,24 +117,30 @@ pub(super) fn make_qx_quants(nmax: i32, x: &[f32], ls: &mut [i8], qw: Option<&[f
     let mut sumlx = [[0f32; LANES]; GROUPS];
     let mut suml2 = [[0f32; LANES]; GROUPS];
     let mut codes = [[[0i8; LANES]; MAX_RUN]; GROUPS];
-    for g in 0..GROUPS {
-        let mut iscale = [0f32; LANES];
-        for (k, s) in iscale.iter_mut().enumerate() {
-            let t = g * LANES + k;
-            *s = if t == 0 {
-                -nmaxf / max
+    let mut iscale = [[0f32; LANES]; GROUPS];
+    for (t, s) in iscale.as_flattened_mut().iter_mut().enumerate() {
+        *s = if t == 0 {
+            -nmaxf / max
+        } else {
+            // Trials 1..=18 are is = -9..=-1, 1..=9 (the padding lanes
+            // repeat is = 9 and are never read).
+            let is = if t <= 9 {
+                t as i32 - 10
             } else {
-                // Trials 1..=18 are is = -9..=-1, 1..=9.
-                let is = if t <= 9 { t as i32 - 10 } else { t as i32 - 9 };
-                -(nmaxf + 0.1f32 * is as f32) / max
+                (t as i32 - 9).min(9)
             };
-        }
-        let (slx, sl2, cg) = (&mut sumlx[g], &mut suml2[g], &mut codes[g]);
-        for i in 0..n {
-            let (xi, wi) = (x[i], w[i]);
+            -(nmaxf + 0.1f32 * is as f32) / max
+        };
+    }
+    // Values outside, groups inside: the groups' sums are independent
+    // chains (each lane still adds in ggml's order), so they overlap.
+    for i in 0..n {
+        let (xi, wi) = (x[i], w[i]);
+        for g in 0..GROUPS {
+            let (slx, sl2) = (&mut sumlx[g], &mut suml2[g]);
             for k in 0..LANES {
-                let l = nearest_int(iscale[k] * xi).clamp(-nmax, nmax - 1);
-                cg[i][k] = l as i8;
+                let l = nearest_int(iscale[g][k] * xi).clamp(-nmax, nmax - 1);
+                codes[g][i][k] = l as i8;
                 let lf = l as f32;
                 slx[k] += wi * xi * lf;
                 sl2[k] += wi * lf * lf;
@@ -604,37 +610,72 @@ pub(crate) fn dequantize_q3_k(b: &[u8], y: &mut [f32]) {
 /// and returns the codes.
 #[inline(always)]
 fn quantize_k_asym(x: &[f32], head: &mut [u8], nmax: i32, rmin: f32, nstep: i32) -> [u8; 256] {
-    let x: &[f32; 256] = x.try_into().expect("one K-quant block");
-    let mut xt = [[0f32; 8]; 32];
-    for j in 0..8 {
+    let (scales, mins, lt) = search_k_asym::<8>(x, nmax, rmin, nstep);
+    finish_k_asym(x, head, nmax, &scales, &mins, &lt, 0)
+}
+
+/// The sub-block search of Q4_K / Q5_K for `S / 8` super-blocks (`x` holds
+/// `32 S` values) side by side: lane `k` is the sub-block of the 32 values
+/// `x[32 k..]`, searched in ggml's order on its own (so more super-blocks
+/// only give the vector loops more independent lanes). Returns per lane the
+/// scale and the min, and the codes transposed (`[i][k]` is value `i` of
+/// lane `k`).
+#[inline(always)]
+fn search_k_asym<const S: usize>(
+    x: &[f32],
+    nmax: i32,
+    rmin: f32,
+    nstep: i32,
+) -> ([f32; S], [f32; S], [[u8; S]; 32]) {
+    assert_eq!(x.len(), 32 * S, "whole K-quant super-blocks");
+    let mut xt = [[0f32; S]; 32];
+    for k in 0..S {
         for i in 0..32 {
-            xt[i][j] = x[32 * j + i];
+            xt[i][k] = x[32 * k + i];
         }
     }
     // Per sub-block, in ggml's order: sum of squares, then `av_x + |x|`.
-    let mut sum_x2 = [0f32; 8];
+    let mut sum_x2 = [0f32; S];
     for row in &xt {
-        for k in 0..8 {
+        for k in 0..S {
             sum_x2[k] += row[k] * row[k];
         }
     }
-    let mut av_x = [0f32; 8];
-    for k in 0..8 {
+    let mut av_x = [0f32; S];
+    for k in 0..S {
         av_x[k] = (sum_x2[k] / 32.0).sqrt();
     }
-    let mut wt = [[0f32; 8]; 32];
+    let mut wt = [[0f32; S]; 32];
     for i in 0..32 {
-        for k in 0..8 {
+        for k in 0..S {
             wt[i][k] = av_x[k] + xt[i][k].abs();
         }
     }
-    let mut lt = [[0u8; 8]; 32];
+    let mut lt = [[0u8; S]; 32];
     let (scales, mins) =
-        make_qkx2_quants::<8, 32, false>(nmax, &xt, &wt, &mut lt, rmin, 0.1, nstep);
+        make_qkx2_quants::<S, 32, false>(nmax, &xt, &wt, &mut lt, rmin, 0.1, nstep);
+    (scales, mins, lt)
+}
+
+/// Scale packing and re-quantization of one Q4_K / Q5_K super-block (the
+/// 256 values `x`) whose sub-blocks are lanes `lane0..lane0 + 8` of a
+/// [`search_k_asym`] result.
+#[inline(always)]
+fn finish_k_asym<const S: usize>(
+    x: &[f32],
+    head: &mut [u8],
+    nmax: i32,
+    scales: &[f32; S],
+    mins: &[f32; S],
+    lt: &[[u8; S]; 32],
+    lane0: usize,
+) -> [u8; 256] {
+    let scales = &scales[lane0..lane0 + 8];
+    let mins = &mins[lane0..lane0 + 8];
     let mut l = [0u8; 256];
     for j in 0..8 {
         for i in 0..32 {
-            l[32 * j + i] = lt[i][j];
+            l[32 * j + i] = lt[i][lane0 + j];
         }
     }
     let mut max_scale = 0.0f32;
@@ -699,6 +740,20 @@ pub(crate) fn quantize_q4_k(x: &[f32], out: &mut [u8]) {
     let (head, qs) = out.split_at_mut(16);
     let l = quantize_k_asym(x, head, 15, -1.0, 20);
     pack_q4_k(&l, qs);
+}
+
+/// Two Q4_K super-blocks (512 values to 288 bytes) at once: their 16
+/// sub-block searches share the vector lanes. Same bytes as two calls of
+/// [`quantize_q4_k`].
+#[inline(always)]
+pub(crate) fn quantize_q4_k_x2(x: &[f32], out: &mut [u8]) {
+    let (scales, mins, lt) = search_k_asym::<16>(x, 15, -1.0, 20);
+    for (b, ob) in out.chunks_exact_mut(144).enumerate() {
+        let xb = &x[256 * b..256 * b + 256];
+        let (head, qs) = ob.split_at_mut(16);
+        let l = finish_k_asym(xb, head, 15, &scales, &mins, &lt, 8 * b);
+        pack_q4_k(&l, qs);
+    }
 }
 
 /// Packs Q4_K's 4-bit codes (per 64 values, the first 32 in low nibbles).

@@ -130,7 +130,7 @@ pub(crate) fn quantize_q4_0(x: &[f32], out: &mut [u8]) {
 /// Below this magnitude of a block's largest value, Q4_0 / Q8_0 take their
 /// plain scalar path (whose scale may be subnormal, so `x * id` may leave
 /// the code range); above it the vectorizing path gives the same bytes.
-const TINY: f32 = 1e-30;
+pub(super) const TINY: f32 = 1e-30;
 
 /// Smallest and largest of 32 values in lanes of 8 (`min`/`max` are exact,
 /// so the order does not matter).

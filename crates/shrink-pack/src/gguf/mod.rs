@@ -90,6 +90,8 @@ pub mod gptq;
 pub mod iquants;
 pub mod kquants;
 pub mod legacy;
+#[cfg(target_arch = "x86_64")]
+mod simd;
 pub mod weighted;
 
 pub use compress::{GgufMatrix, GgufMethod, GgufQuant};
@@ -543,10 +545,73 @@ mod rows {
         )*};
     }
 
+    // Q4_0 quantize and Q2_K dequantize: hand-vectorized kernels on the
+    // AVX2 + F16C clone (`super::simd`), the block loop elsewhere.
+    #[multiversion(targets("x86_64+avx2+f16c"))]
+    pub(super) fn quantize_q4_0(x: &[f32], out: &mut [u8]) {
+        multiversion::target::match_target! {
+            "x86_64+avx2+f16c" => super::simd::quantize_q4_0_rows(x, out),
+            _ => {
+                for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(18)) {
+                    legacy::quantize_q4_0(xb, ob);
+                }
+            }
+        }
+    }
+
+    #[multiversion(targets("x86_64+avx2"))]
+    pub(super) fn dequantize_q4_0(b: &[u8], y: &mut [f32]) {
+        for (bb, yb) in b.chunks_exact(18).zip(y.chunks_exact_mut(32)) {
+            legacy::dequantize_q4_0(bb, yb);
+        }
+    }
+
+    #[multiversion(targets("x86_64+avx2"))]
+    pub(super) fn quantize_q2_k(x: &[f32], out: &mut [u8]) {
+        for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(84)) {
+            kquants::quantize_q2_k(xb, ob);
+        }
+    }
+
+    #[multiversion(targets("x86_64+avx2+f16c"))]
+    pub(super) fn dequantize_q2_k(b: &[u8], y: &mut [f32]) {
+        multiversion::target::match_target! {
+            "x86_64+avx2+f16c" => super::simd::dequantize_q2_k_rows(b, y),
+            _ => {
+                for (bb, yb) in b.chunks_exact(84).zip(y.chunks_exact_mut(256)) {
+                    kquants::dequantize_q2_k(bb, yb);
+                }
+            }
+        }
+    }
+
+    // Q4_K quantize: pairs of super-blocks share the search's lanes.
+    #[multiversion(targets("x86_64+avx2"))]
+    pub(super) fn quantize_q4_k(x: &[f32], out: &mut [u8]) {
+        let mut xs = x.chunks_exact(512);
+        let mut os = out.chunks_exact_mut(288);
+        for (xp, op) in (&mut xs).zip(&mut os) {
+            kquants::quantize_q4_k_x2(xp, op);
+        }
+        for (xb, ob) in xs
+            .remainder()
+            .chunks_exact(256)
+            .zip(os.into_remainder().chunks_exact_mut(144))
+        {
+            kquants::quantize_q4_k(xb, ob);
+        }
+    }
+
+    #[multiversion(targets("x86_64+avx2"))]
+    pub(super) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
+        for (bb, yb) in b.chunks_exact(144).zip(y.chunks_exact_mut(256)) {
+            kquants::dequantize_q4_k(bb, yb);
+        }
+    }
+
     row_kernels! {
         quantize_f16, dequantize_f16: legacy, 1, 2;
         quantize_bf16, dequantize_bf16: legacy, 1, 2;
-        quantize_q4_0, dequantize_q4_0: legacy, 32, 18;
         quantize_q4_1, dequantize_q4_1: legacy, 32, 20;
         quantize_q5_0, dequantize_q5_0: legacy, 32, 22;
         quantize_q5_1, dequantize_q5_1: legacy, 32, 24;
@@ -554,9 +619,7 @@ mod rows {
         quantize_mxfp4, dequantize_mxfp4: legacy, 32, 17;
         quantize_tq1_0, dequantize_tq1_0: legacy, 256, 54;
         quantize_tq2_0, dequantize_tq2_0: legacy, 256, 66;
-        quantize_q2_k, dequantize_q2_k: kquants, 256, 84;
         quantize_q3_k, dequantize_q3_k: kquants, 256, 110;
-        quantize_q4_k, dequantize_q4_k: kquants, 256, 144;
         quantize_q5_k, dequantize_q5_k: kquants, 256, 176;
         quantize_q6_k, dequantize_q6_k: kquants, 256, 210;
         quantize_q8_k, dequantize_q8_k: kquants, 256, 292;

@@ -1,0 +1,244 @@
+//! The vectorized row kernels of `gguf::quantize` / `gguf::dequantize`
+//! against plain scalar restatements of ggml's reference loops, byte for
+//! byte (bit for bit for f32 output), on random rows whose blocks mix
+//! awkward cases: zeros, all-equal values, `+a / -a` ties, `+-f32::MAX`,
+//! subnormals, blocks below the fast path's `1e-30` threshold, values on
+//! rounding ties, and signed zeros. Rows hold a few groups of eight blocks
+//! plus a remainder, so both the grouped and the leftover paths run.
+
+use half::f16;
+use proptest::prelude::*;
+use shrink_pack::gguf::{GgufType, dequantize, quantize};
+
+/// A small deterministic generator (splitmix64) for the block contents.
+struct Mix(u64);
+
+impl Mix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// Uniform in [-1, 1).
+    fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+    }
+
+    fn below(&mut self, n: u64) -> usize {
+        (self.next() % n) as usize
+    }
+}
+
+/// `n` values of one awkward kind (`kind % 10`), seeded by `seed`.
+fn block(kind: u8, seed: u64, n: usize) -> Vec<f32> {
+    let mut r = Mix(seed);
+    let scale = 10f32.powi(r.below(60) as i32 - 30);
+    let mut x: Vec<f32> = (0..n).map(|_| r.unit() * scale).collect();
+    match kind % 10 {
+        0 => {}
+        1 => x.fill(0.0),
+        2 => x.fill(r.unit() * scale),
+        3 => {
+            // A `+a / -a` tie for the largest magnitude, in either order.
+            let a = scale * 2.0;
+            let (i, j) = (r.below(n as u64), r.below(n as u64));
+            if i != j {
+                x[i] = a;
+                x[j] = -a;
+            }
+        }
+        4 => {
+            let i = r.below(n as u64);
+            x[i] = if r.next() & 1 == 0 {
+                f32::MAX
+            } else {
+                -f32::MAX
+            };
+        }
+        5 => {
+            for v in &mut x {
+                *v = f32::from_bits(r.next() as u32 & 0x807f_ffff);
+            }
+        }
+        6 => {
+            // Largest magnitude below 1e-30 (possibly subnormal scales).
+            for v in &mut x {
+                *v *= 1e-32 / scale;
+            }
+        }
+        7 => {
+            // Multiples of max / 16 and max / 254: codes on rounding ties.
+            let m = if r.next() & 1 == 0 { scale } else { -scale };
+            let den = if r.next() & 1 == 0 { 16.0 } else { 254.0 };
+            for v in &mut x {
+                *v = m * (r.below(33) as f32 - 16.0) / den;
+            }
+            x[0] = m;
+        }
+        8 => {
+            for v in &mut x {
+                if r.next() & 1 == 0 {
+                    *v = if r.next() & 1 == 0 { 0.0 } else { -0.0 };
+                }
+            }
+        }
+        _ => {
+            // A few large values among small ones.
+            for _ in 0..3 {
+                let i = r.below(n as u64);
+                x[i] = r.unit() * scale * 1e6;
+            }
+        }
+    }
+    x
+}
+
+fn row(blocks: &[(u8, u64)], bs: usize) -> Vec<f32> {
+    blocks.iter().flat_map(|&(k, s)| block(k, s, bs)).collect()
+}
+
+fn f16_bytes(v: f32) -> [u8; 2] {
+    f16::from_f32(v).to_bits().to_le_bytes()
+}
+
+fn f16_value(b: &[u8]) -> f32 {
+    f16::from_bits(u16::from_le_bytes([b[0], b[1]])).to_f32()
+}
+
+/// ggml's `quantize_row_q4_0_ref`, one block at a time.
+fn q4_0_reference(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for xb in x.chunks_exact(32) {
+        let (mut amax, mut max) = (0f32, 0f32);
+        for &v in xb {
+            if amax < v.abs() {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        let d = max / -8.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16_bytes(d));
+        for j in 0..16 {
+            let q0 = ((xb[j] * id + 8.5) as i8).min(15) as u8;
+            let q1 = ((xb[16 + j] * id + 8.5) as i8).min(15) as u8;
+            out.push(q0 | (q1 << 4));
+        }
+    }
+    out
+}
+
+/// ggml's `dequantize_row_q2_K`.
+fn q2_k_dequant_reference(b: &[u8]) -> Vec<f32> {
+    let mut y = Vec::new();
+    for bb in b.chunks_exact(84) {
+        let (d, dmin) = (f16_value(&bb[80..82]), f16_value(&bb[82..84]));
+        let mut is = 0;
+        for h in 0..2 {
+            let q = &bb[16 + 32 * h..48 + 32 * h];
+            for shift in [0, 2, 4, 6] {
+                for half in 0..2 {
+                    let sc = bb[is];
+                    is += 1;
+                    let dl = d * f32::from(sc & 0x0f);
+                    let ml = dmin * f32::from(sc >> 4);
+                    for l in 0..16 {
+                        let c = f32::from((q[16 * half + l] >> shift) & 3);
+                        y.push(dl * c - ml);
+                    }
+                }
+            }
+        }
+    }
+    y
+}
+
+/// Equal bits, or both NaN (a NaN's payload depends on operand order).
+fn same_f32(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+fn blocks_strategy(max_blocks: usize) -> impl Strategy<Value = Vec<(u8, u64)>> {
+    prop::collection::vec((any::<u8>(), any::<u64>()), 1..=max_blocks)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn q4_0_quantize_matches_scalar_reference(blocks in blocks_strategy(27)) {
+        let x = row(&blocks, 32);
+        let got = quantize(GgufType::Q4_0, &x).unwrap();
+        prop_assert_eq!(got, q4_0_reference(&x));
+    }
+
+    #[test]
+    fn q2_k_dequantize_matches_scalar_reference(
+        bytes in prop::collection::vec(any::<u8>(), 1..=5usize).prop_flat_map(|v| {
+            prop::collection::vec(any::<u8>(), 84 * v.len())
+        })
+    ) {
+        let got = dequantize(GgufType::Q2_K, &bytes, bytes.len() / 84 * 256).unwrap();
+        prop_assert!(same_f32(&got, &q2_k_dequant_reference(&bytes)));
+    }
+}
+
+/// Every awkward kind on its own, in a full group of eight and a remainder.
+#[test]
+fn q4_0_each_kind_in_groups() {
+    for kind in 0..10u8 {
+        for seed in 0..40u64 {
+            let blocks: Vec<(u8, u64)> = (0..11).map(|i| (kind, seed * 16 + i)).collect();
+            let x = row(&blocks, 32);
+            assert_eq!(
+                quantize(GgufType::Q4_0, &x).unwrap(),
+                q4_0_reference(&x),
+                "kind {kind} seed {seed}"
+            );
+        }
+    }
+}
+
+/// Quantizing a whole row (grouped kernels: eight Q4_0 blocks, pairs of
+/// Q4_K super-blocks, ...) gives the bytes of quantizing it one block per
+/// call (the single-block kernels).
+fn whole_row_equals_block_by_block(t: GgufType, blocks: &[(u8, u64)]) {
+    let bs = t.block_size();
+    let x = row(blocks, bs);
+    let whole = quantize(t, &x).unwrap();
+    let single: Vec<u8> = x
+        .chunks_exact(bs)
+        .flat_map(|xb| quantize(t, xb).unwrap())
+        .collect();
+    assert_eq!(whole, single, "{t}");
+    let y = dequantize(t, &whole, x.len()).unwrap();
+    let y1: Vec<f32> = whole
+        .chunks_exact(t.type_size())
+        .flat_map(|b| dequantize(t, b, bs).unwrap())
+        .collect();
+    assert!(same_f32(&y, &y1), "{t} dequantize");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn k_quant_rows_match_single_blocks(blocks in blocks_strategy(5)) {
+        for t in [GgufType::Q2_K, GgufType::Q4_K, GgufType::Q5_K, GgufType::Q6_K] {
+            whole_row_equals_block_by_block(t, &blocks);
+        }
+    }
+
+    #[test]
+    fn legacy_rows_match_single_blocks(blocks in blocks_strategy(27)) {
+        for t in [GgufType::Q4_0, GgufType::Q8_0] {
+            whole_row_equals_block_by_block(t, &blocks);
+        }
+    }
+}
