@@ -14,14 +14,15 @@
 //!
 //! Group `cospadi_ratio0.5`: CoSpaDi at ratio 0.5 (`k`, `s` from the paper's
 //! split; N = 512: k = 163, s = 82), the fit with 2 and with 20 iterations
-//! (no early stop). At N = 4096 (k = 1310, s = 656) one iteration takes
-//! minutes, too long for criterion's ten samples; time it with
-//! `cargo run --release -p shrink-lowrank --example cospadi_speed -- --n 4096
-//! --iters 1` (the same problem), which prints the seconds. Measured at
-//! be718ab on the 2-core machine under a load average of 4 to 6: 472 s for
-//! the fit with one iteration (SVD initialization, one Batch-OMP pass of
-//! `4096 k s^2 / 2 = 1.15e12` multiply-adds, one sweep of atom updates over
-//! a 134 MB residual).
+//! (no early stop).
+//!
+//! With `SHRINK_BENCH_LARGE=1`, group `cospadi_ratio0.5_4096` also times the
+//! fit with one iteration on the 4096 x 4096 problem (k = 1310, s = 656;
+//! randomized SVD initialization, Block-OMP, one sweep of atom updates).
+//! Criterion takes at least ten samples of several minutes each; for one
+//! timing of the same problem run `cargo run --release -p shrink-lowrank
+//! --example cospadi_speed -- --n 4096 --iters 1`. Measured figures are in
+//! `benches/README.md` of this crate.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use ndarray::Array2;
@@ -97,6 +98,21 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    if std::env::var_os("SHRINK_BENCH_LARGE").is_some() {
+        let n = 4096;
+        let (w, stats) = problem(n);
+        let w32 = w.mapv(|x| x as f32);
+        let ctx = Context::with_stats(&stats);
+        let mut co = Cospadi::new(Budget::Ratio(0.5));
+        co.iters = 1;
+        let mut g = c.benchmark_group("cospadi_ratio0.5_4096");
+        g.sample_size(10).measurement_time(Duration::from_secs(60));
+        g.bench_function("it1 4096", |b| {
+            b.iter(|| co.fit(black_box(w32.view()), &ctx).expect("cospadi"))
+        });
+        g.finish();
+    }
 }
 
 criterion_group!(benches, bench);

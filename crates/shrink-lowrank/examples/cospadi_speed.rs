@@ -4,7 +4,8 @@
 //! ```text
 //! cargo run --release -p shrink-lowrank --example cospadi_speed -- \
 //!     LAYER.safetensors... [--ratio 0.5] [--linear NAME] [--iters N] [--tol T] \
-//!     [--pw N] [--curve] [--reference ../shared/peers/cospadi_ref.py] [--ref-iters 20]
+//!     [--pw N] [--coder auto|omp|bompN] [--curve] [--reference ../shared/peers/cospadi_ref.py]
+//!     [--ref-iters 20]
 //! cargo run --release -p shrink-lowrank --example cospadi_speed -- --n 4096 [--ratio 0.5]
 //! ```
 //!
@@ -22,7 +23,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use shrink_core::linalg::{matmul, quadratic_trace};
 use shrink_core::{Context, LayerFile, LayerStats};
-use shrink_lowrank::{Budget, Cospadi, Precision, SparseDictMatrix};
+use shrink_lowrank::{Budget, Coder, Cospadi, Precision, SparseDictMatrix};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
@@ -36,6 +37,7 @@ struct Args {
     ref_iters: usize,
     n: Option<usize>,
     pw: Option<usize>,
+    coder: Option<Coder>,
     curve: bool,
 }
 
@@ -50,6 +52,7 @@ fn parse() -> Result<Args, String> {
         ref_iters: 20,
         n: None,
         pw: None,
+        coder: None,
         curve: false,
     };
     let mut it = std::env::args().skip(1);
@@ -66,6 +69,18 @@ fn parse() -> Result<Args, String> {
             }
             "--pw" => a.pw = Some(val()?.parse().map_err(|e| format!("--pw: {e}"))?),
             "--curve" => a.curve = true,
+            "--coder" => {
+                let v = val()?;
+                a.coder = Some(match v.as_str() {
+                    "auto" => Coder::Auto,
+                    "omp" => Coder::Omp,
+                    _ => Coder::Block(
+                        v.strip_prefix("bomp")
+                            .and_then(|x| x.parse().ok())
+                            .ok_or(format!("--coder: auto, omp or bomp<N>, not {v}"))?,
+                    ),
+                })
+            }
             "--n" => a.n = Some(val()?.parse().map_err(|e| format!("--n: {e}"))?),
             "-h" | "--help" => return Err(String::new()),
             _ if x.starts_with("--") => return Err(format!("unknown flag {x}")),
@@ -95,6 +110,9 @@ fn run(a: &Args, file: Option<&str>, name: &str, w: &Array2<f32>, stats: &LayerS
     }
     if let Some(t) = a.tol {
         c.tol = t;
+    }
+    if let Some(k) = a.coder {
+        c.coder = k;
     }
     let ctx = Context::with_stats(stats);
     let t0 = Instant::now();
@@ -159,7 +177,8 @@ fn main() -> ExitCode {
             }
             eprintln!(
                 "usage: cospadi_speed LAYER.safetensors... [--ratio R] [--linear NAME] [--iters N] \
-                 [--tol T] [--pw N] [--curve] [--reference cospadi_ref.py] [--ref-iters N] | --n N"
+                 [--tol T] [--pw N] [--coder auto|omp|bompN] [--curve] [--reference cospadi_ref.py] \
+                 [--ref-iters N] | --n N"
             );
             return ExitCode::from(2);
         }

@@ -34,7 +34,14 @@
 //!   and the energy of each code, `2 b^T c - c^T G c = ||y||^2 - ||y -
 //!   D c||^2`, is evaluated in `f64` for the coefficients actually kept. A
 //!   signal keeps its previous code when that is strictly better (the
-//!   safeguard that keeps the objective non-increasing);
+//!   safeguard that keeps the objective non-increasing). From
+//!   [`BLOCK_MIN_S`] = 256 non-zeros on ([`Coder::Auto`]), the coder is
+//!   Block-OMP ([`crate::block_omp`]: [`BLOCK_STEPS`] = 16 steps of several
+//!   atoms each, least squares by conjugate gradients, every product with
+//!   `D^T D` one `f32` matrix product for all signals), an approximation of
+//!   OMP that replaces the `k s^2 / 2` memory-bound multiply-adds per signal
+//!   by about `60 k^2` per signal in matrix products. Its energies are
+//!   exact (`f64`), so the same safeguard applies;
 //! * atom updates, one atom at a time on the signals that use it: the best
 //!   rank-one approximation of the restricted residual by power iterations
 //!   started from the current atom (at most 8, as the paper; they stop early
@@ -45,7 +52,9 @@
 //!   once per sweep). Each power step reads the restricted residual once.
 //!
 //! Initialization: the top-`k` left singular vectors of `Y` (completed by
-//! seeded random signals when `k` exceeds its rank). Iterations: 60 (the
+//! seeded random signals when `k` exceeds its rank), from a seeded
+//! randomized SVD (oversampling 10, one power iteration) once the smaller
+//! side `min(m, n)` reaches [`RANDOMIZED_INIT_MIN`] = 2048. Iterations: 60 (the
 //! paper's), stopping early when the relative improvement of one sweep falls
 //! below `1e-4`. Every parallel loop works on a partition fixed in advance
 //! and reduces in a fixed order, so the result does not depend on the thread
@@ -62,7 +71,8 @@
 //! largest `k` with `n k + m k/2 + m k/16` within the budget, then the largest
 //! `s >= floor(k/2)` that fits.
 
-use crate::dense::{Svd, solve_lower_transpose_in_place, thin_svd};
+use crate::block_omp::block_omp_rows;
+use crate::dense::{Randomized, Svd, randomized_svd, solve_lower_transpose_in_place, thin_svd};
 use crate::form::Precision;
 use crate::kernels::{axpy, axpy4, dot, gemv_acc_f32};
 use crate::whiten::svd_llm_whitening;
@@ -153,6 +163,41 @@ pub enum Init {
     Signals,
 }
 
+/// The sparse coder of the K-SVD iterations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Coder {
+    /// Batch-OMP below [`BLOCK_MIN_S`] non-zeros per output neuron,
+    /// Block-OMP with [`BLOCK_STEPS`] steps from there on.
+    #[default]
+    Auto,
+    /// Batch-OMP (one atom per step).
+    Omp,
+    /// Block-OMP ([`crate::block_omp`]) with this many selection steps
+    /// (clamped to `1..=s`).
+    Block(usize),
+}
+
+/// From this many non-zeros per output neuron on, [`Coder::Auto`] codes by
+/// Block-OMP: Batch-OMP costs `k s^2 / 2` multiply-adds per signal, read
+/// from a per-signal `s x k` matrix (memory bound), where Block-OMP's cost
+/// is a few dozen products of all signals with `D^T D`.
+pub const BLOCK_MIN_S: usize = 256;
+
+/// Selection steps of Block-OMP under [`Coder::Auto`].
+pub const BLOCK_STEPS: usize = 16;
+
+impl Coder {
+    /// The number of Block-OMP steps for sparsity `s`, or `None` for
+    /// Batch-OMP.
+    pub fn block_steps(self, s: usize) -> Option<usize> {
+        match self {
+            Coder::Auto if s >= BLOCK_MIN_S => Some(BLOCK_STEPS.min(s)),
+            Coder::Auto | Coder::Omp => None,
+            Coder::Block(t) => Some(t.clamp(1, s.max(1))),
+        }
+    }
+}
+
 /// The CoSpaDi stage (module documentation).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cospadi {
@@ -169,6 +214,8 @@ pub struct Cospadi {
     pub init: Init,
     /// Stored value format (bf16 as the paper).
     pub precision: Precision,
+    /// Sparse coder ([`Coder::Auto`]).
+    pub coder: Coder,
 }
 
 impl Cospadi {
@@ -181,6 +228,7 @@ impl Cospadi {
             power_iters: 8,
             init: Init::Svd,
             precision: Precision::Bf16,
+            coder: Coder::Auto,
         }
     }
 
@@ -295,13 +343,31 @@ fn normalize(v: &mut [f64]) -> f64 {
     nrm
 }
 
+/// From this size on (`min(m, n)`), [`Init::Svd`] takes the top singular
+/// vectors from a randomized SVD ([`randomized_svd`]) instead of the full
+/// thin SVD, whose cost (`O(m n min(m, n))` with a large constant: 155 s at
+/// 4096 x 4096 on the 2-core machine) would exceed the whole fit's.
+pub const RANDOMIZED_INIT_MIN: usize = 2048;
+/// Oversampling of the randomized initialization.
+const INIT_OVERSAMPLE: usize = 10;
+/// Power iterations of the randomized initialization.
+const INIT_POWER_ITERS: usize = 1;
+
 /// The initial dictionary as rows (`k x n`, unit norm).
 fn init_dictionary(yt: &Array2<f64>, k: usize, init: Init, seed: u64) -> Result<Array2<f64>> {
     let (m, n) = yt.dim();
     let mut dict = Array2::<f64>::zeros((k, n));
     let mut filled = 0;
     if init == Init::Svd {
-        let Svd { s, v, .. } = thin_svd(yt.view())?;
+        let Svd { s, v, .. } = if m.min(n) >= RANDOMIZED_INIT_MIN {
+            let cfg = Randomized {
+                oversample: Some(INIT_OVERSAMPLE),
+                power_iters: INIT_POWER_ITERS,
+            };
+            randomized_svd(yt.view(), k, cfg, seed)?
+        } else {
+            thin_svd(yt.view())?
+        };
         let top = s.first().copied().unwrap_or(0.0);
         let rank = s.iter().filter(|&&x| top > 0.0 && x > top * 1e-12).count();
         filled = k.min(rank);
@@ -634,30 +700,44 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
         let ytd = ytd
             .as_slice()
             .ok_or_else(|| Error::invalid("correlations", "not contiguous"))?;
-        let dtd32 = gram_f32(dtd, k);
         let mut new_idx = vec![0u32; m * s];
         let mut new_val = vec![0.0f64; m * s];
         let mut energy = vec![0.0f64; m];
-        new_idx
-            .par_chunks_mut(OMP_CHUNK * s)
-            .zip(new_val.par_chunks_mut(OMP_CHUNK * s))
-            .zip(energy.par_chunks_mut(OMP_CHUNK))
-            .enumerate()
-            .for_each(|(c, ((ic, vc), ec))| {
-                let mut scratch = OmpScratch::new(k, s);
-                for (r, e) in ec.iter_mut().enumerate() {
-                    let j = c * OMP_CHUNK + r;
-                    *e = omp_one(
-                        &ytd[j * k..(j + 1) * k],
-                        dtd,
-                        &dtd32,
-                        s,
-                        &mut scratch,
-                        &mut ic[r * s..(r + 1) * s],
-                        &mut vc[r * s..(r + 1) * s],
-                    );
-                }
-            });
+        if let Some(steps) = cfg.coder.block_steps(s) {
+            block_omp_rows(
+                ytd,
+                dtd,
+                k,
+                s,
+                steps,
+                crate::block_omp::STEP_CG,
+                &mut new_idx,
+                &mut new_val,
+                &mut energy,
+            );
+        } else {
+            let dtd32 = gram_f32(dtd, k);
+            new_idx
+                .par_chunks_mut(OMP_CHUNK * s)
+                .zip(new_val.par_chunks_mut(OMP_CHUNK * s))
+                .zip(energy.par_chunks_mut(OMP_CHUNK))
+                .enumerate()
+                .for_each(|(c, ((ic, vc), ec))| {
+                    let mut scratch = OmpScratch::new(k, s);
+                    for (r, e) in ec.iter_mut().enumerate() {
+                        let j = c * OMP_CHUNK + r;
+                        *e = omp_one(
+                            &ytd[j * k..(j + 1) * k],
+                            dtd,
+                            &dtd32,
+                            s,
+                            &mut scratch,
+                            &mut ic[r * s..(r + 1) * s],
+                            &mut vc[r * s..(r + 1) * s],
+                        );
+                    }
+                });
+        }
         for j in 0..m {
             let keep = t > 0 && err_col[j] < yy[j] - energy[j];
             if !keep {
@@ -1302,6 +1382,11 @@ impl Compressor for Cospadi {
         if self.precision != Precision::Bf16 {
             a.push(self.precision.to_string());
         }
+        match self.coder {
+            Coder::Auto => {}
+            Coder::Omp => a.push("omp".into()),
+            Coder::Block(t) => a.push(format!("bomp{t}")),
+        }
         StageSpec::new("cospadi", a).to_string()
     }
 
@@ -1328,7 +1413,8 @@ impl Compressor for Cospadi {
 impl Cospadi {
     /// Parses a `cospadi:...` stage: `ratio<CR>` or `k<K>:s<S>`, then
     /// optionally `it<N>` (iterations), `pw<N>` (power iterations),
-    /// `signals` (initialization), `bf16` / `f16` / `f32`.
+    /// `signals` (initialization), `bf16` / `f16` / `f32`, `omp` (always
+    /// Batch-OMP) or `bomp<N>` (always Block-OMP with `N` steps).
     ///
     /// # Errors
     ///
@@ -1346,6 +1432,8 @@ impl Cospadi {
             let key = match a.as_str() {
                 "bf16" | "f16" | "f32" => "precision",
                 "signals" => "signals",
+                "omp" => "coder",
+                _ if a.starts_with("bomp") => "coder",
                 _ => a.trim_end_matches(|ch: char| ch.is_ascii_digit() || ch == '.'),
             };
             if seen.contains(&key) {
@@ -1385,11 +1473,19 @@ impl Cospadi {
                 "pw" => c.power_iters = num("pw").ok_or_else(|| stage.error(a, "pw<N>"))?,
                 "signals" => c.init = Init::Signals,
                 "precision" => c.precision = a.parse()?,
+                "coder" if a == "omp" => c.coder = Coder::Omp,
+                "coder" => {
+                    c.coder = Coder::Block(
+                        num("bomp")
+                            .filter(|&x| x > 0)
+                            .ok_or_else(|| stage.error(a, "bomp<N>, N >= 1 selection steps"))?,
+                    )
+                }
                 _ => {
                     return Err(stage.error(
                         a,
                         "unknown argument for cospadi (known: ratio<CR>, k<K>, s<S>, it<N>, pw<N>, \
-                         signals, bf16, f16, f32)",
+                         signals, bf16, f16, f32, omp, bomp<N>)",
                     ));
                 }
             }

@@ -42,6 +42,7 @@
 //! ```
 #![deny(unsafe_code)]
 
+pub mod block_omp;
 pub mod cospadi;
 pub mod dense;
 pub mod form;
@@ -52,7 +53,9 @@ pub mod method;
 pub mod scaled;
 pub mod whiten;
 
-pub use cospadi::{Budget, CompressedSparseDict, Cospadi, CospadiFit, Init, SparseDictMatrix};
+pub use cospadi::{
+    Budget, Coder, CompressedSparseDict, Cospadi, CospadiFit, Init, SparseDictMatrix,
+};
 pub use dense::{Randomized, Svd};
 pub use form::{CompressedLowRank, LowRankMatrix, Precision};
 pub use method::{LowRank, Method, Rank, Whitening};
