@@ -131,6 +131,19 @@ fn q4_0_reference(x: &[f32]) -> Vec<u8> {
     out
 }
 
+/// ggml's `quantize_row_q8_0_ref`.
+fn q8_0_reference(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for xb in x.chunks_exact(32) {
+        let amax = xb.iter().fold(0f32, |a, v| a.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        out.extend_from_slice(&f16_bytes(d));
+        out.extend(xb.iter().map(|&v| (v * id).round() as i8 as u8));
+    }
+    out
+}
+
 /// ggml's `dequantize_row_q2_K`.
 fn q2_k_dequant_reference(b: &[u8]) -> Vec<f32> {
     let mut y = Vec::new();
@@ -179,6 +192,13 @@ proptest! {
     }
 
     #[test]
+    fn q8_0_quantize_matches_scalar_reference(blocks in blocks_strategy(27)) {
+        let x = row(&blocks, 32);
+        let got = quantize(GgufType::Q8_0, &x).unwrap();
+        prop_assert_eq!(got, q8_0_reference(&x));
+    }
+
+    #[test]
     fn q2_k_dequantize_matches_scalar_reference(
         bytes in prop::collection::vec(any::<u8>(), 1..=5usize).prop_flat_map(|v| {
             prop::collection::vec(any::<u8>(), 84 * v.len())
@@ -191,7 +211,7 @@ proptest! {
 
 /// Every awkward kind on its own, in a full group of eight and a remainder.
 #[test]
-fn q4_0_each_kind_in_groups() {
+fn q4_0_q8_0_each_kind_in_groups() {
     for kind in 0..10u8 {
         for seed in 0..40u64 {
             let blocks: Vec<(u8, u64)> = (0..11).map(|i| (kind, seed * 16 + i)).collect();
@@ -199,7 +219,12 @@ fn q4_0_each_kind_in_groups() {
             assert_eq!(
                 quantize(GgufType::Q4_0, &x).unwrap(),
                 q4_0_reference(&x),
-                "kind {kind} seed {seed}"
+                "Q4_0 kind {kind} seed {seed}"
+            );
+            assert_eq!(
+                quantize(GgufType::Q8_0, &x).unwrap(),
+                q8_0_reference(&x),
+                "Q8_0 kind {kind} seed {seed}"
             );
         }
     }

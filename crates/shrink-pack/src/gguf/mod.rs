@@ -545,7 +545,7 @@ mod rows {
         )*};
     }
 
-    // Q4_0 quantize and Q2_K dequantize: hand-vectorized kernels on the
+    // Q4_0 / Q8_0 quantize and Q2_K dequantize: hand-vectorized kernels on the
     // AVX2 + F16C clone (`super::simd`), the block loop elsewhere.
     #[multiversion(targets("x86_64+avx2+f16c"))]
     pub(super) fn quantize_q4_0(x: &[f32], out: &mut [u8]) {
@@ -556,6 +556,25 @@ mod rows {
                     legacy::quantize_q4_0(xb, ob);
                 }
             }
+        }
+    }
+
+    #[multiversion(targets("x86_64+avx2+f16c"))]
+    pub(super) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
+        multiversion::target::match_target! {
+            "x86_64+avx2+f16c" => super::simd::quantize_q8_0_rows(x, out),
+            _ => {
+                for (xb, ob) in x.chunks_exact(32).zip(out.chunks_exact_mut(34)) {
+                    legacy::quantize_q8_0(xb, ob);
+                }
+            }
+        }
+    }
+
+    #[multiversion(targets("x86_64+avx2"))]
+    pub(super) fn dequantize_q8_0(b: &[u8], y: &mut [f32]) {
+        for (bb, yb) in b.chunks_exact(34).zip(y.chunks_exact_mut(32)) {
+            legacy::dequantize_q8_0(bb, yb);
         }
     }
 
@@ -615,7 +634,6 @@ mod rows {
         quantize_q4_1, dequantize_q4_1: legacy, 32, 20;
         quantize_q5_0, dequantize_q5_0: legacy, 32, 22;
         quantize_q5_1, dequantize_q5_1: legacy, 32, 24;
-        quantize_q8_0, dequantize_q8_0: legacy, 32, 34;
         quantize_mxfp4, dequantize_mxfp4: legacy, 32, 17;
         quantize_tq1_0, dequantize_tq1_0: legacy, 256, 54;
         quantize_tq2_0, dequantize_tq2_0: legacy, 256, 66;

@@ -1,5 +1,5 @@
 //! AVX2 row kernels for the hot types whose block kernels the compiler
-//! does not vectorize well: Q4_0 quantize and Q2_K dequantize.
+//! does not vectorize well: Q4_0 and Q8_0 quantize, Q2_K dequantize.
 //!
 //! Each function here is picked by a [`super::rows`] kernel only on its
 //! AVX2 (+F16C) clone and gives the bytes / bits of the portable block
@@ -180,6 +180,94 @@ fn quantize_q4_0_x8(x: &[f32], out: &mut [u8]) {
         let c = _mm256_permute4x64_epi64::<0b00_00_10_00>(c);
         let c = _mm_shuffle_epi8(_mm256_castsi256_si128(c), order);
         store16(o, 2, c);
+    }
+}
+
+/// Q8_0 blocks (32 values to 34 bytes) for whole rows, eight blocks at a
+/// time like [`quantize_q4_0_rows`]. Same bytes as
+/// [`legacy::quantize_q8_0`], which takes any block whose largest magnitude
+/// is below `TINY`.
+#[target_feature(enable = "avx2,f16c")]
+pub(super) fn quantize_q8_0_rows(x: &[f32], out: &mut [u8]) {
+    let mut xs = x.chunks_exact(256);
+    let mut os = out.chunks_exact_mut(8 * 34);
+    for (xg, og) in (&mut xs).zip(&mut os) {
+        quantize_q8_0_x8(xg, og);
+    }
+    for (xb, ob) in xs
+        .remainder()
+        .chunks_exact(32)
+        .zip(os.into_remainder().chunks_exact_mut(34))
+    {
+        legacy::quantize_q8_0(xb, ob);
+    }
+}
+
+/// C's `roundf` (halves away from zero) of each lane: the nearest-even
+/// rounding, except where the fraction is exactly one half (`v - trunc(v)`
+/// is exact), which goes to `trunc(v) + sign(v)`.
+#[target_feature(enable = "avx2,f16c")]
+#[inline]
+fn round_half_away(v: __m256) -> __m256 {
+    let even = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(v);
+    let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
+    let sign = _mm256_set1_ps(-0.0);
+    let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+    let tie = _mm256_cmp_ps::<_CMP_EQ_OQ>(frac, _mm256_set1_ps(0.5));
+    let away = _mm256_add_ps(t, _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0)));
+    _mm256_blendv_ps(even, away, tie)
+}
+
+/// Eight Q8_0 blocks: `x` holds 256 values, `out` 272 bytes.
+#[target_feature(enable = "avx2,f16c")]
+fn quantize_q8_0_x8(x: &[f32], out: &mut [u8]) {
+    let zero = _mm256_setzero_ps();
+    let sign = _mm256_set1_ps(-0.0);
+    let mut m = [zero; 8];
+    for (b, mb) in m.iter_mut().enumerate() {
+        let a = |k: usize| _mm256_andnot_ps(sign, load8(x, 32 * b + 8 * k));
+        *mb = _mm256_max_ps(_mm256_max_ps(a(0), a(1)), _mm256_max_ps(a(2), a(3)));
+    }
+    // Lane b: block b's largest magnitude.
+    let amax = reduce8(&m, |a, b| _mm256_max_ps(a, b));
+    let d = _mm256_div_ps(amax, _mm256_set1_ps(127.0));
+    let nonzero = _mm256_cmp_ps::<_CMP_NEQ_OQ>(d, zero);
+    let id = _mm256_and_ps(_mm256_div_ps(_mm256_set1_ps(1.0), d), nonzero);
+    let mut dh16 = [0u8; 16];
+    store16(
+        &mut dh16,
+        0,
+        _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(d),
+    );
+    let tiny = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_LT_OQ>(
+        amax,
+        _mm256_set1_ps(legacy::TINY),
+    ));
+    let id = lanes(id);
+    // After the two packs, 32-bit groups are q0 q1 q2 q3 (lanes 0..4) then
+    // q0 q1 q2 q3 (lanes 4..8); this puts them back in value order.
+    let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    for b in 0..8 {
+        let o = &mut out[34 * b..34 * b + 34];
+        if tiny & (1 << b) != 0 {
+            legacy::quantize_q8_0(&x[32 * b..32 * b + 32], o);
+            continue;
+        }
+        o[0] = dh16[2 * b];
+        o[1] = dh16[2 * b + 1];
+        let idv = _mm256_set1_ps(id[b]);
+        // `roundf(x*id)` lies in [-127, 127]: converted exactly.
+        let q = |k: usize| {
+            let v = _mm256_mul_ps(load8(x, 32 * b + 8 * k), idv);
+            _mm256_cvtps_epi32(round_half_away(v))
+        };
+        let p = _mm256_packs_epi16(
+            _mm256_packs_epi32(q(0), q(1)),
+            _mm256_packs_epi32(q(2), q(3)),
+        );
+        let p = _mm256_permutevar8x32_epi32(p, order);
+        store16(o, 2, _mm256_castsi256_si128(p));
+        store16(o, 18, _mm256_extracti128_si256::<1>(p));
     }
 }
 
