@@ -12,6 +12,11 @@
 //! compressed-tensors 0.14.x). Each case that cannot run is skipped
 //! with a printed `SKIPPED` message; the test never fails for a missing
 //! interpreter or package.
+//!
+//! `vllm_loads_our_folders` does the same with vLLM's compressed-tensors
+//! loading code (`scripts/vllm_load.py`, interpreter `$SHRINK_VLLM_PYTHON`,
+//! skipped when unset): config parsing, scheme selection, parameter creation,
+//! weight loading, weight processing and an identity forward.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -28,6 +33,9 @@ use shrink_pack::sparse::Sparse24;
 use shrink_quant::ActOrderMatrix;
 
 const MODULES: [&str; 2] = ["layers.0.q", "layers.0.rand"];
+
+/// vLLM 0.33's refusal of any `sparsity_config` with targets.
+const SPARSITY_REMOVED: &str = "Sparsity support has been removed from compressed-tensors";
 
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/compressed_tensors")
@@ -84,6 +92,9 @@ struct Case {
     /// The package may return values one unit in the last place of its
     /// (16-bit) output dtype away from ours rounded to it.
     one_ulp: bool,
+    /// vLLM (0.33) refuses this folder's config with an error containing
+    /// this text (see `vllm_loads_our_folders`).
+    vllm_refuses: Option<&'static str>,
 }
 
 fn pack_case(name: &'static str, args: QuantArgs) -> Case {
@@ -98,6 +109,7 @@ fn pack_case(name: &'static str, args: QuantArgs) -> Case {
         config: QuantizationConfig::single(CtFormat::PackQuantized, args, None),
         needs_014: false,
         one_ulp: false,
+        vllm_refuses: None,
     }
 }
 
@@ -129,6 +141,7 @@ fn cases() -> Vec<Case> {
         config: QuantizationConfig::single(CtFormat::PackQuantized, args.unwrap(), None),
         needs_014: true,
         one_ulp: false,
+        vllm_refuses: Some("activation ordering (actorder='group') is no longer supported"),
     });
     let mut st = SafetensorsWriter::new();
     for (p, r, c, v) in input("input.safetensors") {
@@ -145,6 +158,7 @@ fn cases() -> Vec<Case> {
         ),
         needs_014: false,
         one_ulp: false,
+        vllm_refuses: None,
     });
     let mut st = SafetensorsWriter::new();
     for (p, r, c, v) in input("input.safetensors") {
@@ -156,6 +170,7 @@ fn cases() -> Vec<Case> {
         config: QuantizationConfig::single(CtFormat::Nvfp4PackQuantized, QuantArgs::nvfp4(), None),
         needs_014: false,
         one_ulp: false,
+        vllm_refuses: None,
     });
     let mut st = SafetensorsWriter::new();
     for (p, r, c, v) in input("input.safetensors") {
@@ -167,6 +182,7 @@ fn cases() -> Vec<Case> {
         config: QuantizationConfig::single(CtFormat::Mxfp4PackQuantized, QuantArgs::mxfp4(), None),
         needs_014: false,
         one_ulp: false,
+        vllm_refuses: None,
     });
     let sparsity = SparsityConfig {
         global_sparsity: 0.5,
@@ -188,6 +204,7 @@ fn cases() -> Vec<Case> {
         },
         needs_014: true,
         one_ulp: false,
+        vllm_refuses: Some(SPARSITY_REMOVED),
     });
     let mut st = SafetensorsWriter::new();
     for (p, r, c, v) in input("input-pruned24.safetensors") {
@@ -211,6 +228,7 @@ fn cases() -> Vec<Case> {
         // folder), i.e. the f32 scale is rounded first; ours rounded once
         // is up to one f16 ulp away (11% of the values here).
         one_ulp: true,
+        vllm_refuses: Some(SPARSITY_REMOVED),
     });
     out
 }
@@ -319,4 +337,173 @@ fn compressed_tensors_package_loads_our_folders() {
     }
     println!("{checked} folders accepted by the compressed-tensors package");
     std::fs::remove_dir_all(&root).ok();
+}
+
+fn vllm_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/vllm_load.py")
+}
+
+/// The interpreter named by `$SHRINK_VLLM_PYTHON`, if vLLM's
+/// compressed-tensors config class imports there.
+fn vllm_python() -> Result<String, String> {
+    let py = match std::env::var("SHRINK_VLLM_PYTHON") {
+        Ok(p) if !p.is_empty() => p,
+        _ => return Err("$SHRINK_VLLM_PYTHON is not set".into()),
+    };
+    let probe = "from vllm.model_executor.layers.quantization.compressed_tensors\
+                 .compressed_tensors import CompressedTensorsConfig";
+    match Command::new(&py)
+        .env("VLLM_TARGET_DEVICE", "cpu")
+        .args(["-c", probe])
+        .output()
+    {
+        Err(e) => Err(format!("{py} not runnable: {e}")),
+        Ok(o) if !o.status.success() => Err(format!(
+            "{py} cannot import vLLM's CompressedTensorsConfig: {}",
+            String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        )),
+        Ok(_) => Ok(py),
+    }
+}
+
+/// Runs `scripts/vllm_load.py` on `dir`; returns its JSON report.
+fn run_vllm(py: &str, dir: &Path, out_file: &Path) -> Value {
+    let o = Command::new(py)
+        .env("VLLM_TARGET_DEVICE", "cpu")
+        .arg(vllm_script())
+        .arg(dir)
+        .arg(out_file)
+        .output()
+        .expect("run vllm_load.py");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let line = stdout.lines().last().unwrap_or("");
+    match serde_json::from_str::<Value>(line) {
+        Ok(v) if o.status.success() => v,
+        _ => panic!(
+            "{}: vllm_load.py failed (status {}):\n{stdout}\n{}",
+            dir.display(),
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        ),
+    }
+}
+
+/// vLLM acceptance: vLLM's own compressed-tensors code parses each folder's
+/// `quantization_config`, picks a scheme per linear, creates the layer
+/// parameters, loads every tensor of the folder through vLLM's weight
+/// loaders and (where vLLM has a kernel that runs on this machine) runs
+/// `process_weights_after_loading` and a forward of the identity matrix,
+/// which must give our dequantized weights (rounded to the output dtype, to
+/// the tolerance the script reports). See `scripts/vllm_load.py` for which
+/// vLLM code runs. Skipped unless `$SHRINK_VLLM_PYTHON` names an
+/// interpreter with vLLM; set `SHRINK_VLLM_KEEP=1` to keep the folders.
+#[test]
+fn vllm_loads_our_folders() {
+    let py = match vllm_python() {
+        Ok(p) => p,
+        Err(e) => {
+            println!("SKIPPED: vLLM acceptance test ({e})");
+            return;
+        }
+    };
+    let root = std::env::temp_dir().join(format!("shrink-vllm-{}", std::process::id()));
+    let (mut loaded, mut refused, mut forwards) = (0, 0, 0);
+    let mut all = cases();
+    for case in &mut all {
+        write_folder(root.join(case.name), &mut case.tensors, &case.config).unwrap();
+    }
+    for case in all {
+        let dir = root.join(case.name);
+        let out_file = dir.join("vllm_forward.safetensors");
+        let info = run_vllm(&py, &dir, &out_file);
+        let version = info["vllm"].as_str().unwrap_or("?").to_string();
+        if info["status"] == "refused" {
+            let err = info["error"].as_str().unwrap_or("");
+            if err.contains("amd-quark package not available") {
+                println!(
+                    "SKIPPED: {}: vLLM's MXFP4 emulation kernel needs amd-quark",
+                    case.name
+                );
+                continue;
+            }
+            match case.vllm_refuses {
+                Some(want) if err.contains(want) => {
+                    println!(
+                        "{}: refused by vLLM {version} as expected: {err}",
+                        case.name
+                    );
+                    refused += 1;
+                    continue;
+                }
+                _ => panic!("{}: vLLM {version} refused the folder: {err}", case.name),
+            }
+        }
+        assert_eq!(info["status"], "loaded", "{}: {info}", case.name);
+        let ours = CompressedModel::open(&dir).unwrap();
+        let theirs = out_file
+            .exists()
+            .then(|| SafetensorsFile::open(&out_file).unwrap());
+        let mut notes = vec![];
+        for p in MODULES {
+            let m = &info["modules"][p];
+            let scheme = m["scheme"].as_str().unwrap_or("?");
+            let Some(dtype) = m["forward_dtype"].as_str() else {
+                notes.push(format!(
+                    "{p}: {scheme}, loaded; forward {}",
+                    m["forward"].as_str().unwrap_or("?")
+                ));
+                continue;
+            };
+            let tol = m["tolerance"].as_f64().unwrap_or(0.0) as f32;
+            let (r, c, want) = ours.decompress(p).unwrap();
+            let (shape, got) = theirs
+                .as_ref()
+                .expect("forward output")
+                .tensor_f32(&format!("{p}.identity_forward"))
+                .unwrap();
+            // y = I * W^T: element (j, i) is weight (i, j).
+            assert_eq!(shape, vec![c, r], "{}/{p}: forward shape", case.name);
+            let (mut exact, mut worst) = (0usize, 0f32);
+            for i in 0..r {
+                for j in 0..c {
+                    let a = round_to(dtype, want[i * c + j]);
+                    let b = got[j * r + i];
+                    let d = (a - b).abs();
+                    assert!(
+                        d <= tol * a.abs().max(f32::MIN_POSITIVE),
+                        "{}/{p}: weight ({i}, {j}): ours {} (as {dtype}: {a}), vLLM forward {b} (tolerance {tol})",
+                        case.name,
+                        want[i * c + j]
+                    );
+                    exact += usize::from(d == 0.0);
+                    worst = worst.max(d / a.abs().max(f32::MIN_POSITIVE));
+                }
+            }
+            forwards += 1;
+            notes.push(format!(
+                "{p}: {scheme} via {}, {} in {dtype}: {exact} of {} equal, worst rel {worst:e}",
+                m["kernel"].as_str().unwrap_or("?"),
+                m["forward"].as_str().unwrap_or("forward"),
+                r * c
+            ));
+        }
+        println!(
+            "{}: loaded by vLLM {version} ({} tensors consumed); {}",
+            case.name,
+            info["consumed"],
+            notes.join("; ")
+        );
+        loaded += 1;
+    }
+    println!(
+        "vLLM: {loaded} folders loaded ({forwards} module forwards checked), {refused} refused as expected"
+    );
+    if std::env::var_os("SHRINK_VLLM_KEEP").is_some() {
+        println!("folders kept in {}", root.display());
+    } else {
+        std::fs::remove_dir_all(&root).ok();
+    }
 }
