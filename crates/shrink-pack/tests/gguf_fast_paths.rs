@@ -230,9 +230,9 @@ fn q4_0_q8_0_each_kind_in_groups() {
     }
 }
 
-/// Quantizing a whole row (grouped kernels: eight Q4_0 blocks, pairs of
-/// Q4_K super-blocks, ...) gives the bytes of quantizing it one block per
-/// call (the single-block kernels).
+/// Quantizing a whole row (the row kernels: eight Q4_0 / Q8_0 blocks per
+/// group, ...) gives the bytes of quantizing it one block per call (a
+/// single block takes the scalar kernels).
 fn whole_row_equals_block_by_block(t: GgufType, blocks: &[(u8, u64)]) {
     let bs = t.block_size();
     let x = row(blocks, bs);

@@ -604,30 +604,6 @@ mod rows {
         }
     }
 
-    // Q4_K quantize: pairs of super-blocks share the search's lanes.
-    #[multiversion(targets("x86_64+avx2"))]
-    pub(super) fn quantize_q4_k(x: &[f32], out: &mut [u8]) {
-        let mut xs = x.chunks_exact(512);
-        let mut os = out.chunks_exact_mut(288);
-        for (xp, op) in (&mut xs).zip(&mut os) {
-            kquants::quantize_q4_k_x2(xp, op);
-        }
-        for (xb, ob) in xs
-            .remainder()
-            .chunks_exact(256)
-            .zip(os.into_remainder().chunks_exact_mut(144))
-        {
-            kquants::quantize_q4_k(xb, ob);
-        }
-    }
-
-    #[multiversion(targets("x86_64+avx2"))]
-    pub(super) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
-        for (bb, yb) in b.chunks_exact(144).zip(y.chunks_exact_mut(256)) {
-            kquants::dequantize_q4_k(bb, yb);
-        }
-    }
-
     row_kernels! {
         quantize_f16, dequantize_f16: legacy, 1, 2;
         quantize_bf16, dequantize_bf16: legacy, 1, 2;
@@ -638,6 +614,7 @@ mod rows {
         quantize_tq1_0, dequantize_tq1_0: legacy, 256, 54;
         quantize_tq2_0, dequantize_tq2_0: legacy, 256, 66;
         quantize_q3_k, dequantize_q3_k: kquants, 256, 110;
+        quantize_q4_k, dequantize_q4_k: kquants, 256, 144;
         quantize_q5_k, dequantize_q5_k: kquants, 256, 176;
         quantize_q6_k, dequantize_q6_k: kquants, 256, 210;
         quantize_q8_k, dequantize_q8_k: kquants, 256, 292;
