@@ -29,6 +29,31 @@ impl Mask {
         Self { rows, cols, words }
     }
 
+    /// A mask from one flag per weight in row-major order (`flags[i * cols +
+    /// j]` for weight `(i, j)`, `true` = kept); words are packed in parallel.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Shape`] when `flags.len()` is not `rows * cols`.
+    pub fn from_flags(rows: usize, cols: usize, flags: &[bool]) -> Result<Self> {
+        use rayon::prelude::*;
+        if flags.len() != rows * cols {
+            return Err(Error::shape("mask flags", rows * cols, flags.len()));
+        }
+        let mut words = vec![0u64; flags.len().div_ceil(64)];
+        words
+            .par_iter_mut()
+            .zip(flags.par_chunks(64))
+            .with_min_len(1024)
+            .for_each(|(w, fl)| {
+                *w = fl
+                    .iter()
+                    .enumerate()
+                    .fold(0u64, |acc, (b, &k)| acc | (u64::from(k) << b));
+            });
+        Ok(Self { rows, cols, words })
+    }
+
     /// A mask built from a predicate on `(row, col)`.
     pub fn from_fn(rows: usize, cols: usize, mut keep: impl FnMut(usize, usize) -> bool) -> Self {
         let mut m = Self::full(rows, cols, false);
@@ -121,5 +146,24 @@ impl Mask {
     /// Stored size as a plain bitmap: one bit per weight, in bytes.
     pub fn bitmap_bytes(&self) -> u64 {
         ((self.rows * self.cols) as u64).div_ceil(8)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_flags_equals_from_fn() {
+        for &(rows, cols) in &[(1, 1), (3, 7), (17, 129), (64, 64), (5, 1000)] {
+            let flags: Vec<bool> = (0..rows * cols).map(|k| (k * 7919) % 13 < 6).collect();
+            let a = Mask::from_flags(rows, cols, &flags).unwrap();
+            let b = Mask::from_fn(rows, cols, |i, j| flags[i * cols + j]);
+            assert_eq!(a, b, "{rows}x{cols}");
+        }
+        assert!(matches!(
+            Mask::from_flags(2, 3, &[true; 5]),
+            Err(Error::Shape { .. })
+        ));
     }
 }

@@ -218,6 +218,10 @@ impl ObsFactor {
     /// `w - q` for the columns already swept (both row-major `rows x n`) and
     /// `out` is row-major `rows x (i2 - i1)`. Sequential (callers spread row
     /// chunks over threads).
+    ///
+    /// # Panics
+    ///
+    /// When a buffer is shorter than the sizes above.
     pub fn block_start(&self, b: usize, orig: &[f32], diff: &[f32], rows: usize, out: &mut [f32]) {
         let n = self.n;
         let (i1, i2) = (self.bounds[b], self.bounds[b + 1]);
@@ -234,15 +238,82 @@ impl ObsFactor {
         let rhs = MatRef::from_row_major_slice(&self.v[b][..i1 * bw], i1, bw);
         faer::linalg::matmul::matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::Seq);
     }
+
+    /// [`ObsFactor::block_start`] with a column-major result: the same
+    /// `orig[:, i1..i2] + diff[:, ..i1] V[..i1, i1..i2]`, with `orig` and
+    /// `diff` row-major `rows x n`, but `out` is **column-major** `rows x (i2 - i1)` (`out[j * rows + r]` is
+    /// row `r` of the block's column `j`), the layout [`ObsFactor::propagate`]
+    /// works on. Sequential (callers spread row chunks over threads).
+    ///
+    /// # Panics
+    ///
+    /// When a buffer is shorter than the sizes above.
+    pub fn block_start_cols(
+        &self,
+        b: usize,
+        orig: &[f32],
+        diff: &[f32],
+        rows: usize,
+        out: &mut [f32],
+    ) {
+        let n = self.n;
+        let (i1, i2) = (self.bounds[b], self.bounds[b + 1]);
+        let bw = i2 - i1;
+        assert!(orig.len() >= rows * n && diff.len() >= rows * n && out.len() >= rows * bw);
+        for (r, o) in orig.chunks_exact(n).take(rows).enumerate() {
+            for (j, &v) in o[i1..i2].iter().enumerate() {
+                out[j * rows + r] = v;
+            }
+        }
+        if i1 == 0 || rows == 0 {
+            return;
+        }
+        let dst = MatMut::from_column_major_slice_mut(&mut out[..rows * bw], rows, bw);
+        let lhs = MatRef::from_row_major_slice_with_stride(diff, rows, i1, n);
+        let rhs = MatRef::from_row_major_slice(&self.v[b][..i1 * bw], i1, bw);
+        faer::linalg::matmul::matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::Seq);
+    }
+
+    /// The in-block update after column `c` of a chunk of rows: with `e[r]`
+    /// the scaled error `(w - q) / U_cc` of row `r`, every later column `j`
+    /// of `c`'s block absorbs it, `w[r, j] -= e[r] U[c, j]`. `later` holds
+    /// those columns, column-major (`later[t * e.len() + r]` is row `r` of
+    /// column `c + 1 + t`; the tail of a [`ObsFactor::block_start_cols`] buffer).
+    /// A multiply then a subtract, never a fused multiply-add, so every CPU
+    /// gives the same bits.
+    ///
+    /// # Panics
+    ///
+    /// When `later.len()` is not `e.len()` times the number of columns after
+    /// `c` in its block.
+    pub fn propagate(&self, c: usize, e: &[f32], later: &mut [f32]) {
+        let b = self.block_of[c] as usize;
+        let u = self.row_in_block(c, self.bounds[b + 1]);
+        assert_eq!(later.len(), e.len() * u.len(), "propagate: buffer size");
+        if !e.is_empty() {
+            rank1_sub(later, e, u);
+        }
+    }
 }
 
-/// `y_i -= e x_i` (the in-block update of the sweeps), compiled for the
-/// baseline CPU and for AVX2 (picked at run time). A multiply then a
+/// `y_i -= e x_i` (the row-major in-block update of the sweeps), compiled
+/// for the baseline CPU and for AVX2 (picked at run time). A multiply then a
 /// subtract, never a fused multiply-add, so every path gives the same bits.
 #[multiversion::multiversion(targets("x86_64+avx2"))]
 pub fn sub_scaled(y: &mut [f32], e: f32, x: &[f32]) {
     for (a, &b) in y.iter_mut().zip(x) {
         *a -= e * b;
+    }
+}
+
+/// `later[:, t] -= e * u[t]` on column-major columns of length `e.len()`,
+/// compiled for the baseline CPU and for AVX2 (picked at run time).
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+fn rank1_sub(later: &mut [f32], e: &[f32], u: &[f32]) {
+    for (col, &ut) in later.chunks_exact_mut(e.len()).zip(u) {
+        for (y, &ev) in col.iter_mut().zip(e) {
+            *y -= ev * ut;
+        }
     }
 }
 
@@ -548,6 +619,8 @@ mod tests {
             let (i1, i2) = (bounds[b], bounds[b + 1]);
             let mut out = vec![0f32; rows * (i2 - i1)];
             f.block_start(b, &orig, &diff, rows, &mut out);
+            let mut out_cols = vec![0f32; rows * (i2 - i1)];
+            f.block_start_cols(b, &orig, &diff, rows, &mut out_cols);
             for r in 0..rows {
                 let d = &diff[r * n..r * n + i1];
                 let mut e = vec![0f64; i1];
@@ -564,14 +637,62 @@ mod tests {
                         want -= e[k] * u[(k, j)];
                     }
                     let got = f64::from(out[r * (i2 - i1) + j - i1]);
-                    assert!(
-                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
-                        "{got} vs {want}"
-                    );
+                    let got_cols = f64::from(out_cols[(j - i1) * rows + r]);
+                    for g in [got, got_cols] {
+                        assert!(
+                            (g - want).abs() < 1e-4 * (1.0 + want.abs()),
+                            "{g} vs {want}"
+                        );
+                    }
                 }
             }
         }
         assert!(f.dead()[n - 1 - 7]);
+    }
+
+    #[test]
+    fn propagate_is_the_scalar_update_bit_for_bit() {
+        let n = 200;
+        let h = gram(n, 5);
+        let perm: Vec<usize> = (0..n).collect();
+        let bounds = [0, 128, 200];
+        let f = ObsFactor::new(h.view(), &perm, 0.01, 1, &bounds).unwrap();
+        // 13 rows (not a multiple of a vector width), zeros and signed zeros.
+        let rows = 13;
+        for &(c, i2) in &[
+            (0usize, 128usize),
+            (5, 128),
+            (126, 128),
+            (127, 128),
+            (150, 200),
+        ] {
+            let cols = i2 - c - 1;
+            let mut later: Vec<f32> = (0..rows * cols)
+                .map(|k| ((k * 29 % 83) as f32) / 40.0 - 1.0)
+                .collect();
+            if let Some(v) = later.first_mut() {
+                *v = -0.0;
+            }
+            let e: Vec<f32> = (0..rows)
+                .map(|r| {
+                    if r % 4 == 0 {
+                        0.0
+                    } else {
+                        (r as f32 - 6.5) / 3.0
+                    }
+                })
+                .collect();
+            let mut want = later.clone();
+            let u = f.row_in_block(c, i2);
+            for t in 0..cols {
+                for r in 0..rows {
+                    want[t * rows + r] -= e[r] * u[t];
+                }
+            }
+            f.propagate(c, &e, &mut later);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&later), bits(&want), "column {c}");
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@
 //! set of a sparse fine-tune, and as a compression it is 95 % pruning.
 
 use crate::pattern::{Pattern, Ratio, format_token, parse_args};
-use crate::select::{largest, mask_from_flags};
+use crate::select::largest;
 use crate::{finish, stage_for};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::svd::{ComputeSvdVectors, svd, svd_scratch};
@@ -160,7 +160,7 @@ impl Lift {
         let (m, n) = w.dim();
         let scores: Vec<f64> = a.iter().map(|v| v.abs()).collect();
         let keep = largest(&scores, self.density.count_of(m * n));
-        Ok(mask_from_flags(m, n, &keep))
+        Mask::from_flags(m, n, &keep)
     }
 }
 

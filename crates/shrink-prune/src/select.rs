@@ -157,12 +157,7 @@ pub(crate) fn mask_from_scores(scores: ArrayView2<'_, f64>, pattern: &Pattern) -
             (0..rows * cols).map(|k| !gone[k % cols]).collect()
         }
     };
-    Ok(mask_from_flags(rows, cols, &keep))
-}
-
-/// A mask from row-major keep flags.
-pub(crate) fn mask_from_flags(rows: usize, cols: usize, keep: &[bool]) -> Mask {
-    Mask::from_fn(rows, cols, |i, j| keep[i * cols + j])
+    Mask::from_flags(rows, cols, &keep)
 }
 
 #[cfg(test)]

@@ -53,7 +53,7 @@
 
 use crate::pattern::{Pattern, format_token, parse_args};
 use crate::pruned::SparseQuantized;
-use crate::select::{mask_from_flags, nm_group, smallest};
+use crate::select::{nm_group, smallest};
 use crate::{finish, stage_for};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
@@ -209,7 +209,9 @@ pub fn sparsegpt(
     // chunks below always split evenly) and codes (unused without joint mode).
     let per_row = joint.as_ref().map_or(1, |j| j.per_row.max(1));
     let mut params = vec![GroupParams::default(); rows * per_row];
-    let mut codes = vec![0u8; rows * cols];
+    // Codes only exist in joint mode (one placeholder per row otherwise).
+    let codes_w = if joint.is_some() { cols } else { 1 };
+    let mut codes = vec![0u8; rows * codes_w];
     let mut keep = vec![true; rows * cols];
     // `w - q` of the swept columns, the result, and the current block.
     let mut diff = vec![0f32; rows * cols];
@@ -250,7 +252,7 @@ pub fn sparsegpt(
             .zip(diff.par_chunks_mut(ROW_CHUNK * cols))
             .zip(out.par_chunks_mut(ROW_CHUNK * cols))
             .zip(keep.par_chunks_mut(ROW_CHUNK * cols))
-            .zip(codes.par_chunks_mut(ROW_CHUNK * cols))
+            .zip(codes.par_chunks_mut(ROW_CHUNK * codes_w))
             .zip(params.par_chunks_mut(ROW_CHUNK * per_row))
             .map(|((((((cc, oc), dc), qc), kc), ccodes), pc)| {
                 sweep_chunk(
@@ -281,7 +283,7 @@ pub fn sparsegpt(
         }
     }
 
-    let mask = mask_from_flags(rows, cols, &keep);
+    let mask = Mask::from_flags(rows, cols, &keep)?;
     let quantized = match joint {
         None => None,
         Some(j) => {

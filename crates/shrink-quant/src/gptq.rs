@@ -124,7 +124,7 @@ use crate::spec::{Granularity, QuantSpec};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use shrink_core::check::{finite_matrix, input_width};
-use shrink_core::obs::{ObsFactor, sub_scaled};
+use shrink_core::obs::ObsFactor;
 use shrink_core::{
     Compressed, Compressor, Context, Error, Mask, Reconstruct, Result, StageSpec, Storage,
 };
@@ -136,7 +136,7 @@ pub const DEFAULT_BLOCK: usize = 128;
 pub const DEFAULT_DAMP: f64 = 0.01;
 
 /// Rows per work item (fixed, so results do not depend on the thread count).
-const ROW_CHUNK: usize = 64;
+const ROW_CHUNK: usize = 48;
 
 /// Factorization attempts (each multiplies the damping by 10) before giving up.
 const DAMP_ATTEMPTS: usize = 6;
@@ -505,7 +505,10 @@ pub fn quantize_gptq(
 
     // 1. Dead inputs.
     let mut diag: Vec<f64> = (0..cols).map(|j| h[(j, j)]).collect();
-    let mut wk: Vec<f32> = w.iter().copied().collect();
+    let mut wk: Vec<f32> = match w.as_slice() {
+        Some(s) => s.to_vec(),
+        None => w.iter().copied().collect(),
+    };
     for j in 0..cols {
         if diag[j] == 0.0 {
             diag[j] = 1.0;
@@ -523,15 +526,14 @@ pub fn quantize_gptq(
     // 2. The values the result approximates (dead and pruned weights are 0):
     // tensor-level state (Lloyd codebook, NVFP4 tensor scale) and up-front
     // parameters (tensor, channel, static groups) are fitted on them.
-    let mut target = wk.clone();
-    if let Some(k) = &keep {
-        for (v, &kept) in target.iter_mut().zip(k) {
-            if !kept {
-                *v = 0.0;
-            }
-        }
-    }
-    let quant = Prepared::new(spec, &target, cols)?;
+    let masked: Option<Vec<f32>> = keep.as_ref().map(|k| {
+        wk.iter()
+            .zip(k)
+            .map(|(&v, &kept)| if kept { v } else { 0.0 })
+            .collect()
+    });
+    let target: &[f32] = masked.as_deref().unwrap_or(&wk);
+    let quant = Prepared::new(spec, target, cols)?;
     let plan = match spec.granularity {
         Granularity::Tensor => ParamPlan::Tensor,
         Granularity::Channel => ParamPlan::Channel,
@@ -539,9 +541,9 @@ pub fn quantize_gptq(
         Granularity::Group(g) => ParamPlan::Dynamic(g),
     };
     let upfront: Vec<GroupParams> = match plan {
-        ParamPlan::Tensor => vec![quant.params(&target)?],
-        ParamPlan::Channel => collect_params(&quant, &target, cols)?,
-        ParamPlan::Static(g) => collect_params(&quant, &target, g)?,
+        ParamPlan::Tensor => vec![quant.params(target)?],
+        ParamPlan::Channel => collect_params(&quant, target, cols)?,
+        ParamPlan::Static(g) => collect_params(&quant, target, g)?,
         ParamPlan::Dynamic(_) => Vec::new(),
     };
 
@@ -713,7 +715,10 @@ pub fn gptq_sweep<R: GptqRule>(
         ));
     }
     let mut diag: Vec<f64> = (0..cols).map(|j| h[(j, j)]).collect();
-    let mut wk: Vec<f32> = w.iter().copied().collect();
+    let mut wk: Vec<f32> = match w.as_slice() {
+        Some(s) => s.to_vec(),
+        None => w.iter().copied().collect(),
+    };
     for j in 0..cols {
         if diag[j] == 0.0 {
             diag[j] = 1.0;
@@ -750,9 +755,11 @@ fn partition<R: GptqRule>(rule: &R, cols: usize, block: usize) -> Vec<usize> {
     bounds
 }
 
-/// The left-looking column sweep (see [`shrink_core::obs`]): rows split into
-/// fixed chunks spread over threads (deterministic); each chunk runs every
-/// block on its own. `orig` holds the dead-zeroed weights (rows x cols).
+/// The left-looking column sweep (see [`shrink_core::obs`]): block by
+/// block, rows split into fixed chunks spread over threads (deterministic).
+/// All chunks sweep the same block at a time, so its slice of the factor
+/// stays in cache while every chunk reads it. `orig` holds the dead-zeroed
+/// weights (rows x cols).
 fn run_sweep<R: GptqRule>(
     orig: &[f32],
     factor: &ObsFactor,
@@ -760,54 +767,82 @@ fn run_sweep<R: GptqRule>(
     rows: &mut [R::Row],
 ) -> Result<()> {
     let n = factor.n();
+    let bounds = factor.bounds();
+    let widest = bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
     let mut diff = vec![0f32; orig.len()];
-    orig.par_chunks(ROW_CHUNK * n)
-        .zip(diff.par_chunks_mut(ROW_CHUNK * n))
-        .zip(rows.par_chunks_mut(ROW_CHUNK))
-        .enumerate()
-        .map(|(ci, ((oc, dc), rc))| sweep_rows(rule, factor, ci * ROW_CHUNK, oc, dc, rc))
-        .collect::<Result<Vec<()>>>()?;
+    // Per chunk: the current block, its rounded values and one error column.
+    let mut cur = vec![0f32; rows.len() * (2 * widest + 1)];
+    for b in 0..bounds.len() - 1 {
+        orig.par_chunks(ROW_CHUNK * n)
+            .zip(diff.par_chunks_mut(ROW_CHUNK * n))
+            .zip(rows.par_chunks_mut(ROW_CHUNK))
+            .zip(cur.par_chunks_mut(ROW_CHUNK * (2 * widest + 1)))
+            .enumerate()
+            .map(|(ci, (((oc, dc), rc), cc))| {
+                sweep_block(rule, factor, b, ci * ROW_CHUNK, oc, dc, rc, cc)
+            })
+            .collect::<Result<Vec<()>>>()?;
+    }
     Ok(())
 }
 
-/// Sweeps every block for one chunk of rows (first row `r0`): the block's
-/// current weights from one product ([`ObsFactor::block_start`]), then
-/// column by column: fit a group where one starts, round, spread the error
-/// over the block's later columns, record `w - q`.
-fn sweep_rows<R: GptqRule>(
+/// Sweeps block `b` for one chunk of rows (first row `r0`): the block's
+/// current weights from one product ([`ObsFactor::block_start_cols`],
+/// column-major in `cur`), then column by column: fit a group where one starts, round
+/// every row's value, spread the rows' errors over the block's later columns
+/// ([`ObsFactor::propagate`]); `w - q` is recorded row by row at the end.
+/// The rows of a chunk are independent, so a column's roundings carry no
+/// serial dependency and the update is vectorized across the rows.
+#[allow(clippy::too_many_arguments)]
+fn sweep_block<R: GptqRule>(
     rule: &R,
     factor: &ObsFactor,
+    b: usize,
     r0: usize,
     orig: &[f32],
     diff: &mut [f32],
     rc: &mut [R::Row],
+    cur: &mut [f32],
 ) -> Result<()> {
     let n = factor.n();
     let nr = orig.len() / n;
-    let bounds = factor.bounds();
-    let widest = bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-    let mut cur = vec![0f32; nr * widest];
-    for b in 0..bounds.len() - 1 {
-        let (i1, i2) = (bounds[b], bounds[b + 1]);
-        let bw = i2 - i1;
-        let cur = &mut cur[..nr * bw];
-        factor.block_start(b, orig, diff, nr, cur);
-        for (lr, row) in rc.iter_mut().enumerate().take(nr) {
-            let r = r0 + lr;
-            let w_row = &mut cur[lr * bw..(lr + 1) * bw];
-            let o_row = &orig[lr * n..(lr + 1) * n];
-            let d_row = &mut diff[lr * n..(lr + 1) * n];
-            for c in i1..i2 {
-                let k = c - i1;
-                if let Some(g) = rule.group_at(c) {
-                    rule.fit(row, r, c, &w_row[k..(k + g).min(bw)])?;
-                }
-                let x = w_row[k];
-                let q = rule.quantize(row, r, c, x);
-                let e = (x - q) / factor.diag(c);
-                sub_scaled(&mut w_row[k + 1..], e, factor.row_in_block(c, i2));
-                d_row[c] = o_row[c] - q;
+    let (i1, i2) = (factor.bounds()[b], factor.bounds()[b + 1]);
+    let bw = i2 - i1;
+    let (cur, rest) = cur.split_at_mut(nr * bw);
+    // The block's rounded values (column-major, like `cur`), then the rows'
+    // scaled errors of the current column.
+    let (qblk, rest) = rest.split_at_mut(nr * bw);
+    let e = &mut rest[..nr];
+    factor.block_start_cols(b, orig, diff, nr, cur);
+    let mut group: Vec<f32> = Vec::new();
+    for c in i1..i2 {
+        let k = c - i1;
+        if let Some(g) = rule.group_at(c) {
+            let end = (k + g).min(bw);
+            for (lr, row) in rc.iter_mut().enumerate().take(nr) {
+                group.clear();
+                group.extend((k..end).map(|j| cur[j * nr + lr]));
+                rule.fit(row, r0 + lr, c, &group)?;
             }
+        }
+        let dc = factor.diag(c);
+        let (col, later) = cur[k * nr..].split_at_mut(nr);
+        let qcol = &mut qblk[k * nr..(k + 1) * nr];
+        for (lr, row) in rc.iter_mut().enumerate().take(nr) {
+            let x = col[lr];
+            let q = rule.quantize(row, r0 + lr, c, x);
+            e[lr] = (x - q) / dc;
+            qcol[lr] = q;
+        }
+        factor.propagate(c, e, later);
+    }
+    for (lr, (d_row, o_row)) in diff
+        .chunks_exact_mut(n)
+        .zip(orig.chunks_exact(n))
+        .enumerate()
+    {
+        for (k, (d, &o)) in d_row[i1..i2].iter_mut().zip(&o_row[i1..i2]).enumerate() {
+            *d = o - qblk[k * nr + lr];
         }
     }
     Ok(())
