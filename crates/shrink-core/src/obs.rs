@@ -354,6 +354,8 @@ fn reversed_lower<T: faer::traits::RealField + Copy>(
     cast: impl Fn(f64) -> T + Sync,
 ) -> Mat<T> {
     let n = diag.len();
+    // Plain slice reads when `h` is in standard layout.
+    let hs = h.as_slice();
     let mut a = Mat::<T>::zeros(n, n);
     a.as_mut()
         .par_col_chunks_mut(FACTOR_BLOCK)
@@ -367,10 +369,24 @@ fn reversed_lower<T: faer::traits::RealField + Copy>(
                 if dead[pj] {
                     continue;
                 }
-                for i in j + 1..n {
+                let value = |i: usize| {
                     let pi = perm[n - 1 - i];
-                    if !dead[pi] {
-                        blk[(i, t)] = cast(h[(pi.max(pj), pi.min(pj))]);
+                    (!dead[pi]).then(|| {
+                        let (a, b) = (pi.max(pj), pi.min(pj));
+                        cast(hs.map_or_else(|| h[(a, b)], |s| s[a * n + b]))
+                    })
+                };
+                if let Some(col) = blk.rb_mut().col_mut(t).try_as_col_major_mut() {
+                    for (i, x) in col.as_slice_mut().iter_mut().enumerate().skip(j + 1) {
+                        if let Some(v) = value(i) {
+                            *x = v;
+                        }
+                    }
+                } else {
+                    for i in j + 1..n {
+                        if let Some(v) = value(i) {
+                            blk[(i, t)] = v;
+                        }
                     }
                 }
             }
@@ -409,19 +425,18 @@ fn v_blocks<T: faer::traits::RealField + Copy>(
             let mut out = vec![0f32; i2 * bw];
             if i1 > 0 {
                 let ut = Mat::<T>::from_fn(bw, bw, |x, y| cast(ubb[(x, y)]));
-                let mut prod = Mat::<T>::zeros(i1, bw);
+                // Row-major, like `out`, so the conversion is one pass.
+                let mut prod = vec![cast(0.0); i1 * bw];
                 faer::linalg::matmul::matmul(
-                    prod.as_mut(),
+                    MatMut::from_row_major_slice_mut(&mut prod, i1, bw),
                     Accum::Replace,
                     r_of(0, i1, i1, bw),
                     ut.as_ref(),
                     cast(1.0),
                     Par::Seq,
                 );
-                for x in 0..i1 {
-                    for (y, o) in out[x * bw..(x + 1) * bw].iter_mut().enumerate() {
-                        *o = widen(prod[(x, y)]) as f32;
-                    }
+                for (o, &p) in out[..i1 * bw].iter_mut().zip(&prod) {
+                    *o = widen(p) as f32;
                 }
             }
             for x in 0..bw {
