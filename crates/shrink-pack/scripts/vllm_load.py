@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Loads a compressed-tensors folder with vLLM's own compressed-tensors code on a CPU-only
 machine, so that shrink's exports can be checked against vLLM. Used by
-`tests/ct_python_load.rs` (`vllm_loads_our_folders`); written against vLLM 0.33.0.
+`tests/ct_python_load.rs` (`vllm_loads_our_folders`); written against vLLM 0.33.0, and run
+with vLLM 0.17.0 for the folders 0.33 refuses (`old_vllm_loads_the_folders_vllm_033_refuses`;
+see "Older vLLM" below).
 
 Usage: python3 vllm_load.py FOLDER OUT.safetensors [DTYPE]
 
@@ -64,6 +66,34 @@ torch 2.13.0+cpu), and vLLM 0.33 has no CPU kernel for NVFP4 or MXFP4. So:
   dequantization are amd-quark ops implemented only for CUDA (vLLM has no other MXFP4
   dequantization).
 
+Older vLLM (0.17.0, any version < 0.20 takes this path; 0.17.0 is the one tried): vLLM 0.33
+refuses act-order (`actorder: "group"`) and every `sparsity_config` in `from_config`; 0.17.0
+still parses both (0.21.0 already stubs `CompressedTensors24` to raise "Sparse24 models are no
+longer supported by vLLM"). Steps 1-5 are the same vLLM code paths of that release, with these
+substitutions:
+
+* platform: 0.17 detects its CPU platform only for a CPU build, so `vllm.platforms`'
+  `current_platform` is set to vLLM's `CpuPlatform` before other vLLM modules are imported,
+  with `import_kernels` emptied (the CUDA wheel has no CPU C++ library, and 0.17's loader calls
+  `torch._C._cpu._is_avx512_supported`, gone from torch 2.15);
+* sparse-24-bitmask (f32 values, or over FP8 channel): `get_scheme` picks `CompressedTensors24`
+  (`supports_cutlass_24` has no platform check). Its `create_weights` raises unless CUTLASS 2:4
+  is available (CUDA, SM90), so `sparse_cutlass_supported` answers yes; the parameters
+  `compressed`, `bitmask`, `shape` (and `weight_scale` over FP8) are loaded by vLLM's loaders,
+  `weight` is vLLM's own (filled in step 5, so not expected in the file), and for the
+  unquantized case `weight_scale` / `input_scale` are vLLM's ones. Step 5 runs the scheme's
+  bitmask decompression (compressed-tensors' `Sparse24BitMaskCompressor.decompress_weight`,
+  0.13.0, called by vLLM) and then `ops.cutlass_sparse_compress` (CUDA only), which is replaced
+  by an identity that keeps the dense weight. Step 6 cannot run (`cutlass_scaled_sparse_mm`,
+  CUDA only): OUT holds the dense weight vLLM decompressed (times its per-channel
+  `weight_scale` for FP8, the scaling the kernel applies; that multiplication is the script's);
+* act-order int4 (`weight_g_idx`): `CompressedTensorsWNA16` with `has_g_idx` is built and all
+  tensors, `weight_g_idx` included, go through its loaders. vLLM 0.17 picks
+  `CPUWNA16LinearKernel` on CPU, whose `process_weights_after_loading` reads `layer.qweight`
+  (GPTQ's parameter name; compressed-tensors registers `weight_packed`) and fails with an
+  `AttributeError`: reported, with no step 6 (its forward, `ops.cpu_gemm_wna16`, is in vLLM's
+  CPU C++ library anyway, not in the PyPI wheel).
+
 Not run: vLLM's engine and model classes, GPU kernels (Marlin, Machete, CUTLASS, FlashInfer,
 Triton), vLLM's CPU C++ kernels, tensor parallelism > 1, fused (merged QKV) layers.
 
@@ -91,6 +121,24 @@ from safetensors import safe_open  # noqa: E402
 from safetensors.torch import save_file  # noqa: E402
 
 import vllm  # noqa: E402
+
+# vLLM < 0.20 (the older release used for the folders 0.33 refuses; see "Older vLLM" above).
+OLD = tuple(int(x) for x in vllm.__version__.split(".")[:2]) < (0, 20)
+if OLD:
+    # 0.17 detects its CPU platform only for a CPU build (version "+cpu") or macOS: the CPU
+    # platform is set explicitly, before any vLLM module reads `current_platform`.
+    import vllm.platforms as _platforms  # noqa: E402
+    from vllm.platforms.cpu import CpuPlatform  # noqa: E402
+
+    class Cpu(CpuPlatform):
+        # The CUDA wheel has no CPU C++ library to load, and 0.17's loader calls
+        # torch._C._cpu._is_avx512_supported, which torch 2.15 no longer has.
+        @classmethod
+        def import_kernels(cls):
+            pass
+
+    _platforms.current_platform = _platforms._current_platform = Cpu()
+
 from vllm.model_executor.kernels import linear as kernels  # noqa: E402
 from vllm.platforms import PlatformEnum, current_platform  # noqa: E402
 
@@ -100,7 +148,34 @@ CPU_KERNELS = {
 }
 
 
+def patch_for_cpu_old():
+    """vLLM 0.17: the 2:4 scheme `CompressedTensors24` on the CPU platform."""
+    from vllm.model_executor.layers.quantization.compressed_tensors.schemes import (
+        compressed_tensors_24 as ct24,
+    )
+
+    # create_weights raises unless CUTLASS 2:4 is available (CUDA, SM90): the check is
+    # answered "yes" so that vLLM's own parameters are created.
+    ct24.sparse_cutlass_supported = lambda: True
+
+    # process_weights_after_loading ends with `ops.cutlass_sparse_compress` (CUDA only), which
+    # re-compresses the dense weight vLLM has just decompressed from the bitmask into CUTLASS's
+    # own 2:4 layout. That call is replaced by one that keeps the dense weight.
+    class Ops:
+        def __getattr__(self, name):
+            return getattr(real_ops, name)
+
+        @staticmethod
+        def cutlass_sparse_compress(w):
+            return w, torch.empty(0, dtype=torch.uint8)
+
+    real_ops = ct24.ops
+    ct24.ops = Ops()
+
+
 def patch_for_cpu():
+    if OLD:
+        return patch_for_cpu_old()
     for table, names in CPU_KERNELS.items():
         kernels.__dict__[table][PlatformEnum.CPU] = [kernels.__dict__[n] for n in names]
     # The batch-invariant WNA16 path multiplies with vLLM's Triton persistent matmul, which
@@ -157,6 +232,8 @@ def nvfp4_a16_weight(layer, dtype):
 
 def kernel_name(layer):
     scheme = getattr(layer, "scheme", None)
+    if type(scheme).__name__ == "CompressedTensors24":
+        return "CUTLASS 2:4 (CUDA only, not run)"
     for attr in ("kernel", "fp8_linear", "linear_kernel"):
         k = getattr(scheme, attr, None)
         if k is not None:
@@ -279,19 +356,33 @@ def main():
             loader = getattr(param, "weight_loader", default_weight_loader)
             loader(param, tensor)
             loaded.add(name)
-        missing = sorted(set(params) - loaded)
+        missing = sorted(set(params) - loaded - not_in_checkpoint(layers))
         if missing:
             raise SystemExit(f"vLLM parameters not in the file: {missing}")
 
         from vllm.model_executor.model_loader.utils import process_weights_after_loading
 
-        process_weights_after_loading(root, model_config, torch.device("cpu"))
+        process_error = None
+        try:
+            process_weights_after_loading(root, model_config, torch.device("cpu"))
+        except AttributeError as e:
+            # vLLM 0.17's CPUWNA16LinearKernel reads `layer.qweight` (GPTQ's parameter name);
+            # compressed-tensors' WNA16 scheme registers `weight_packed`, so the weight
+            # processing of its only CPU WNA16 kernel fails on any compressed-tensors layer.
+            if not OLD:
+                raise
+            process_error = f"{type(e).__name__}: {e}"
 
         outputs = {}
         for prefix, layer in layers.items():
             report[prefix]["kernel"] = kernel_name(layer)
             n = shapes[prefix][1]
             scheme = getattr(layer, "scheme", None)
+            if process_error:
+                report[prefix]["forward"] = (
+                    f"not run (vLLM's process_weights_after_loading failed: {process_error})"
+                )
+                continue
             with torch.no_grad():
                 if getattr(scheme, "use_a16", False) and NVFP4_A16_FALLBACK:
                     y = nvfp4_a16_weight(layer, dtype).t()
@@ -300,6 +391,25 @@ def main():
                         + NVFP4_A16_FALLBACK[0]
                         + ")"
                     )
+                elif type(scheme).__name__ == "CompressedTensors24":
+                    # The CUTLASS sparse GEMM is CUDA-only: the weight vLLM decompressed
+                    # from the bitmask in process_weights_after_loading, times its
+                    # per-channel weight_scale when quantized (what the kernel applies).
+                    w = layer.weight.data
+                    if scheme.quantized:
+                        w = w.float() * layer.weight_scale.data.float().reshape(-1, 1)
+                    y = w.t()
+                    report[prefix]["forward"] = (
+                        "not run (cutlass_scaled_sparse_mm is CUDA-only); the dense weight "
+                        "vLLM decompressed from the bitmask"
+                        + (" times weight_scale" if scheme.quantized else "")
+                    )
+                elif OLD and report[prefix]["kernel"] == "CPUWNA16LinearKernel":
+                    report[prefix]["forward"] = (
+                        "not run (CPUWNA16LinearKernel's forward is ops.cpu_gemm_wna16, in "
+                        "vLLM's CPU C++ library, not in the PyPI wheel)"
+                    )
+                    continue
                 elif type(scheme).__name__ == "CompressedTensorsW4A4Mxfp4":
                     # vLLM runs compressed-tensors MXFP4 as W4A4 (activation key
                     # kMxfp4Dynamic); on this platform the only kernel is its emulation,
@@ -340,6 +450,22 @@ def main():
             }
         )
     )
+
+
+def not_in_checkpoint(layers):
+    """Parameters that vLLM creates but does not read from a checkpoint: `CompressedTensors24`
+    fills `weight` from `compressed` + `bitmask` in process_weights_after_loading, and for
+    sparse-only layers sets `weight_scale` / `input_scale` to ones itself."""
+    out = set()
+    for prefix, layer in layers.items():
+        scheme = getattr(layer, "scheme", None)
+        if type(scheme).__name__ != "CompressedTensors24":
+            continue
+        if scheme.do_sparse_decompress:
+            out.add(f"{prefix}.weight")
+        if not scheme.quantized:
+            out |= {f"{prefix}.weight_scale", f"{prefix}.input_scale"}
+    return out
 
 
 def free_port():
