@@ -123,12 +123,24 @@ fn q4_0_reference(x: &[f32]) -> Vec<u8> {
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         out.extend_from_slice(&f16_bytes(d));
         for j in 0..16 {
-            let q0 = ((xb[j] * id + 8.5) as i8).min(15) as u8;
-            let q1 = ((xb[16 + j] * id + 8.5) as i8).min(15) as u8;
+            let q0 = (c_int(xb[j] * id + 8.5) as i8).min(15) as u8;
+            let q1 = (c_int(xb[16 + j] * id + 8.5) as i8).min(15) as u8;
             out.push(q0 | (q1 << 4));
         }
     }
     out
+}
+
+/// C's float-to-integer cast as x86-64 code does it (`cvttss2si`: NaN and
+/// out-of-range values give `i32::MIN`), which ggml's reference bytes
+/// reflect when a subnormal block maximum makes the inverse scale infinite
+/// (see `tests/gguf_tiny_blocks.rs` for ggml's own bytes).
+fn c_int(v: f32) -> i32 {
+    if v.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&v) {
+        i32::MIN
+    } else {
+        v as i32
+    }
 }
 
 /// ggml's `quantize_row_q8_0_ref`.
@@ -139,7 +151,7 @@ fn q8_0_reference(x: &[f32]) -> Vec<u8> {
         let d = amax / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
         out.extend_from_slice(&f16_bytes(d));
-        out.extend(xb.iter().map(|&v| (v * id).round() as i8 as u8));
+        out.extend(xb.iter().map(|&v| c_int((v * id).round()) as u8));
     }
     out
 }

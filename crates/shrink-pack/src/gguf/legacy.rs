@@ -116,10 +116,10 @@ pub(crate) fn quantize_q4_0(x: &[f32], out: &mut [u8]) {
             q[j] = nearest_int((x[j] * id + 8.5).trunc().min(15.0)) as u8;
         }
     } else {
-        // A (sub)normal scale this small loses precision: ggml's conversion
-        // as written, saturating like Rust's `as`.
+        // A (sub)normal scale this small loses precision (and its inverse
+        // may overflow): ggml's conversion as written, with C's cast.
         for j in 0..32 {
-            q[j] = ((x[j] * id + 8.5) as i8).min(15) as u8;
+            q[j] = (c_int(x[j] * id + 8.5) as i8).min(15) as u8;
         }
     }
     for j in 0..16 {
@@ -190,8 +190,8 @@ pub(crate) fn quantize_q4_1(x: &[f32], out: &mut [u8]) {
     for j in 0..16 {
         let x0 = (x[j] - min) * id;
         let x1 = (x[16 + j] - min) * id;
-        let q0 = ((x0 + 0.5) as i8).min(15) as u8;
-        let q1 = ((x1 + 0.5) as i8).min(15) as u8;
+        let q0 = (c_int(x0 + 0.5) as i8).min(15) as u8;
+        let q1 = (c_int(x1 + 0.5) as i8).min(15) as u8;
         out[4 + j] = q0 | (q1 << 4);
     }
 }
@@ -219,8 +219,8 @@ pub(crate) fn quantize_q5_0(x: &[f32], out: &mut [u8]) {
     for j in 0..16 {
         let x0 = x[j] * id;
         let x1 = x[16 + j] * id;
-        let q0 = ((x0 + 16.5) as i8).min(31) as u8;
-        let q1 = ((x1 + 16.5) as i8).min(31) as u8;
+        let q0 = (c_int(x0 + 16.5) as i8).min(31) as u8;
+        let q1 = (c_int(x1 + 16.5) as i8).min(31) as u8;
         out[6 + j] = (q0 & 0x0f) | ((q1 & 0x0f) << 4);
         qh |= u32::from((q0 & 0x10) >> 4) << j;
         qh |= u32::from((q1 & 0x10) >> 4) << (j + 16);
@@ -254,8 +254,8 @@ pub(crate) fn quantize_q5_1(x: &[f32], out: &mut [u8]) {
     for j in 0..16 {
         let x0 = (x[j] - min) * id;
         let x1 = (x[16 + j] - min) * id;
-        let q0 = (x0 + 0.5) as u8;
-        let q1 = (x1 + 0.5) as u8;
+        let q0 = c_int(x0 + 0.5) as u8;
+        let q1 = c_int(x1 + 0.5) as u8;
         out[8 + j] = (q0 & 0x0f) | ((q1 & 0x0f) << 4);
         qh |= u32::from((q0 & 0x10) >> 4) << j;
         qh |= u32::from((q1 & 0x10) >> 4) << (j + 16);
@@ -295,7 +295,7 @@ pub(crate) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
         }
     } else {
         for j in 0..32 {
-            out[2 + j] = ((x[j] * id).round() as i8) as u8;
+            out[2 + j] = c_int((x[j] * id).round()) as u8;
         }
     }
 }
@@ -347,7 +347,7 @@ pub(crate) fn quantize_mxfp4(x: &[f32], out: &mut [u8]) {
         .iter()
         .fold(0.0f32, |a, v| if a < v.abs() { v.abs() } else { a });
     let e = if amax > 0.0 {
-        (amax.log2().floor() - 2.0 + 127.0) as u8
+        c_int(amax.log2().floor() - 2.0 + 127.0) as u8
     } else {
         0
     };
@@ -373,8 +373,33 @@ pub(crate) fn dequantize_mxfp4(b: &[u8], y: &mut [f32]) {
 
 #[inline]
 fn trit(x: f32, id: f32) -> u8 {
-    // lroundf: ties away from zero; the result is -1, 0 or 1 here.
-    ((x * id).round() as i32 + 1) as u8
+    // lroundf: ties away from zero; the result is -1, 0 or 1 for finite
+    // scales. With an infinite inverse scale (a subnormal block maximum)
+    // x86's lroundf gives i64::MIN, so the code's low byte is 1.
+    let v = (x * id).round();
+    let l = if v.is_finite() && v.abs() < 9.0e18 {
+        v as i64
+    } else {
+        i64::MIN
+    };
+    l.wrapping_add(1) as u8
+}
+
+/// C's conversion of an `f32` to a narrow integer type as x86-64 compilers
+/// emit it (and numpy's casts in gguf-py agree): truncate to `i32`
+/// (`cvttss2si`), where NaN and out-of-range values give `i32::MIN`; the
+/// caller keeps the low bits. In C these conversions are undefined for
+/// out-of-range values; ggml reaches them when a block's largest magnitude
+/// is so small that the inverse scale overflows to infinity, and the
+/// reference bytes (its C build, gguf-py) then hold 0, not Rust's saturated
+/// 127. In range this is exactly `v as i32`.
+#[inline]
+fn c_int(v: f32) -> i32 {
+    if v.is_nan() || !(-2_147_483_648.0..2_147_483_648.0).contains(&v) {
+        i32::MIN
+    } else {
+        v as i32
+    }
 }
 
 #[inline]
@@ -392,7 +417,7 @@ pub(crate) fn quantize_tq1_0(x: &[f32], out: &mut [u8]) {
     for m in 0..32 {
         let mut q = 0u8;
         for n in 0..5 {
-            q = q * 3 + trit(x[m + n * 32], id);
+            q = q.wrapping_mul(3).wrapping_add(trit(x[m + n * 32], id));
         }
         out[m] = ceil_243(q);
     }
@@ -401,7 +426,7 @@ pub(crate) fn quantize_tq1_0(x: &[f32], out: &mut [u8]) {
     for m in 0..16 {
         let mut q = 0u8;
         for n in 0..5 {
-            q = q * 3 + trit(xs[m + n * 16], id);
+            q = q.wrapping_mul(3).wrapping_add(trit(xs[m + n * 16], id));
         }
         out[32 + m] = ceil_243(q);
     }
@@ -410,7 +435,7 @@ pub(crate) fn quantize_tq1_0(x: &[f32], out: &mut [u8]) {
     for j in 0..4 {
         let mut q = 0u8;
         for m in 0..4 {
-            q = q * 3 + trit(xs[j + m * 4], id);
+            q = q.wrapping_mul(3).wrapping_add(trit(xs[j + m * 4], id));
         }
         q *= 3;
         out[48 + j] = ceil_243(q);
