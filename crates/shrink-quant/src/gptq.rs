@@ -504,19 +504,7 @@ pub fn quantize_gptq(
     let (_, per_row) = group_layout(spec.granularity, rows, cols)?;
 
     // 1. Dead inputs.
-    let mut diag: Vec<f64> = (0..cols).map(|j| h[(j, j)]).collect();
-    let mut wk: Vec<f32> = match w.as_slice() {
-        Some(s) => s.to_vec(),
-        None => w.iter().copied().collect(),
-    };
-    for j in 0..cols {
-        if diag[j] == 0.0 {
-            diag[j] = 1.0;
-            for r in 0..rows {
-                wk[r * cols + j] = 0.0;
-            }
-        }
-    }
+    let (mut wk, diag) = dead_zeroed(w, h);
     let keep: Option<Vec<bool>> = mask.map(|m| {
         (0..rows * cols)
             .map(|k| m.get(k / cols, k % cols))
@@ -637,6 +625,26 @@ pub fn quantize_gptq(
     }
 }
 
+/// The weights (row-major) with dead inputs (`H_jj = 0`) zeroed, and the
+/// diagonal of `h` with those entries set to 1.
+fn dead_zeroed(w: ArrayView2<'_, f32>, h: ArrayView2<'_, f64>) -> (Vec<f32>, Vec<f64>) {
+    let cols = w.ncols();
+    let mut wk: Vec<f32> = match w.as_slice() {
+        Some(s) => s.to_vec(),
+        None => w.iter().copied().collect(),
+    };
+    let mut diag: Vec<f64> = (0..cols).map(|j| h[(j, j)]).collect();
+    for (j, d) in diag.iter_mut().enumerate() {
+        if *d == 0.0 {
+            *d = 1.0;
+            for row in wk.chunks_exact_mut(cols) {
+                row[j] = 0.0;
+            }
+        }
+    }
+    (wk, diag)
+}
+
 /// Checks the Gram matrix: `cols x cols`, finite, non-negative diagonal.
 fn check_gram(h: ArrayView2<'_, f64>, cols: usize) -> Result<()> {
     shrink_core::check::gram("GPTQ Gram matrix", h, cols)
@@ -714,19 +722,7 @@ pub fn gptq_sweep<R: GptqRule>(
             format!("{damp} is not a finite non-negative number"),
         ));
     }
-    let mut diag: Vec<f64> = (0..cols).map(|j| h[(j, j)]).collect();
-    let mut wk: Vec<f32> = match w.as_slice() {
-        Some(s) => s.to_vec(),
-        None => w.iter().copied().collect(),
-    };
-    for j in 0..cols {
-        if diag[j] == 0.0 {
-            diag[j] = 1.0;
-            for r in 0..m {
-                wk[r * cols + j] = 0.0;
-            }
-        }
-    }
+    let (wk, _) = dead_zeroed(w, h);
     let perm: Vec<usize> = (0..cols).collect();
     let bounds = partition(rule, cols, block);
     let factor = ObsFactor::new(h, &perm, damp, DAMP_ATTEMPTS, &bounds)?;
