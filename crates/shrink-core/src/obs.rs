@@ -306,6 +306,19 @@ pub fn sub_scaled(y: &mut [f32], e: f32, x: &[f32]) {
     }
 }
 
+/// Two [`sub_scaled`] passes fused into one: `y_i = (y_i - e1 x1_i) - e2
+/// x2_i`, the same operations in the same order per element as
+/// `sub_scaled(y, e1, x1)` followed by `sub_scaled(y, e2, x2)` (so the same
+/// bits), reading and writing `y` once. Baseline and AVX2 builds as
+/// [`sub_scaled`].
+#[multiversion::multiversion(targets("x86_64+avx2"))]
+pub fn sub_scaled2(y: &mut [f32], e1: f32, x1: &[f32], e2: f32, x2: &[f32]) {
+    for ((a, &b1), &b2) in y.iter_mut().zip(x1).zip(x2) {
+        let t = *a - e1 * b1;
+        *a = t - e2 * b2;
+    }
+}
+
 /// `later[:, t] -= e * u[t]` on column-major columns of length `e.len()`,
 /// compiled for the baseline CPU and for AVX2 (picked at run time).
 #[multiversion::multiversion(targets("x86_64+avx2"))]
@@ -707,6 +720,30 @@ mod tests {
             f.propagate(c, &e, &mut later);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&later), bits(&want), "column {c}");
+        }
+    }
+
+    #[test]
+    fn sub_scaled2_is_two_sub_scaled_passes_bit_for_bit() {
+        // Lengths around the vector widths, values spread over exponents.
+        for len in [0usize, 1, 7, 8, 9, 31, 33, 127] {
+            let y: Vec<f32> = (0..len)
+                .map(|k| ((k * 37 % 101) as f32 - 50.0) * 1.37e-3_f32.powi((k % 5) as i32))
+                .collect();
+            let x1: Vec<f32> = (0..len)
+                .map(|k| ((k * 13 % 29) as f32) / 7.0 - 2.0)
+                .collect();
+            let x2: Vec<f32> = (0..len)
+                .map(|k| ((k * 17 % 31) as f32) / 9.0 - 1.5)
+                .collect();
+            let (e1, e2) = (0.318_309_87_f32, -2.5_f32);
+            let mut want = y.clone();
+            sub_scaled(&mut want, e1, &x1);
+            sub_scaled(&mut want, e2, &x2);
+            let mut got = y.clone();
+            sub_scaled2(&mut got, e1, &x1, e2, &x2);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&want), "length {len}");
         }
     }
 

@@ -47,9 +47,11 @@
 //! Numerics: the factor as [`shrink_core::obs`] computes it (Cholesky in
 //! f32 like the reference, f64 when that breaks down), in f32 for the sweep; weights,
 //! errors and updates in f32 like the reference; mask scores in f64. Rows
-//! are swept in fixed chunks of 32 on the rayon pool (each row's arithmetic
-//! is independent of the chunking and of the thread count); the block mask
-//! is chosen on one thread. Ties as in [`crate::select`].
+//! are swept in chunks (32 to 256 rows, from the shape alone) on the rayon
+//! pool (each row's arithmetic is independent of the thread count); the
+//! block mask is chosen on one thread. Ties as in [`crate::select`]. Within
+//! a row the in-block updates of two pruned columns share one pass over the
+//! rest of the block, in the same per-element order as two passes.
 
 use crate::pattern::{Pattern, format_token, parse_args};
 use crate::pruned::SparseQuantized;
@@ -58,14 +60,20 @@ use crate::{finish, stage_for};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use shrink_core::check::finite_matrix;
-use shrink_core::obs::{ObsFactor, sub_scaled};
+use shrink_core::obs::{ObsFactor, sub_scaled, sub_scaled2};
 use shrink_core::{Compressed, Compressor, Context, Error, Mask, Result, StageSpec};
 use shrink_pack::sparse::ValueFormat;
 use shrink_quant::matrix::group_layout;
 use shrink_quant::{Granularity, GroupParams, Prepared, QuantSpec, QuantizedMatrix};
 
-/// Rows swept per task (fixed, so results never depend on the thread count).
-const ROW_CHUNK: usize = 32;
+/// Rows swept per task: a sixteenth of the rows, between 32 and 256. It
+/// depends on the shape only, never on the thread count (and each row's
+/// arithmetic is independent of the chunking anyway); larger chunks make
+/// the block-start products larger GEMMs (the dominant cost), and sixteen
+/// chunks keep two to four threads busy.
+fn row_chunk(rows: usize) -> usize {
+    (rows / 16).clamp(32, 256)
+}
 
 /// SparseGPT settings.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -162,14 +170,18 @@ pub fn sparsegpt(
     let perm: Vec<usize> = (0..cols).collect();
     let factor = ObsFactor::new(gram, &perm, cfg.damp, 1, &bounds)?;
     let d: Vec<f32> = (0..cols).map(|c| factor.diag(c)).collect();
-    let mut orig = w.to_owned();
+    // The original weights (dead inputs zeroed); each swept column is
+    // overwritten with its result, so this becomes the output. A column's
+    // original values are read only before it is swept (at its block's
+    // start, for its `w - q`, and for joint-mode group parameters).
+    let mut weights = w.to_owned();
     for (j, &dead) in factor.dead().iter().enumerate() {
         if dead {
-            orig.column_mut(j).fill(0.0);
+            weights.column_mut(j).fill(0.0);
         }
     }
-    let orig = orig
-        .as_slice()
+    let orig = weights
+        .as_slice_mut()
         .ok_or_else(|| Error::invalid("weights", "internal: non-contiguous copy"))?;
 
     let joint = match cfg.quant {
@@ -213,18 +225,18 @@ pub fn sparsegpt(
     let codes_w = if joint.is_some() { cols } else { 1 };
     let mut codes = vec![0u8; rows * codes_w];
     let mut keep = vec![true; rows * cols];
-    // `w - q` of the swept columns, the result, and the current block.
+    // `w - q` of the swept columns, and the current block.
     let mut diff = vec![0f32; rows * cols];
-    let mut out = vec![0f32; rows * cols];
     let mut cur = vec![0f32; rows * block.min(cols)];
 
+    let chunk = row_chunk(rows);
     for b in 0..bounds.len() - 1 {
         let (b0, b1) = (bounds[b], bounds[b + 1]);
         let bw = b1 - b0;
         let cur = &mut cur[..rows * bw];
-        cur.par_chunks_mut(ROW_CHUNK * bw)
-            .zip(orig.par_chunks(ROW_CHUNK * cols))
-            .zip(diff.par_chunks(ROW_CHUNK * cols))
+        cur.par_chunks_mut(chunk * bw)
+            .zip(orig.par_chunks(chunk * cols))
+            .zip(diff.par_chunks(chunk * cols))
             .for_each(|((cc, oc), dc)| {
                 factor.block_start(b, oc, dc, oc.len() / cols, cc);
             });
@@ -247,20 +259,18 @@ pub fn sparsegpt(
             }
         }
         let tasks: Vec<Result<()>> = cur
-            .par_chunks_mut(ROW_CHUNK * bw)
-            .zip(orig.par_chunks(ROW_CHUNK * cols))
-            .zip(diff.par_chunks_mut(ROW_CHUNK * cols))
-            .zip(out.par_chunks_mut(ROW_CHUNK * cols))
-            .zip(keep.par_chunks_mut(ROW_CHUNK * cols))
-            .zip(codes.par_chunks_mut(ROW_CHUNK * codes_w))
-            .zip(params.par_chunks_mut(ROW_CHUNK * per_row))
-            .map(|((((((cc, oc), dc), qc), kc), ccodes), pc)| {
+            .par_chunks_mut(chunk * bw)
+            .zip(orig.par_chunks_mut(chunk * cols))
+            .zip(diff.par_chunks_mut(chunk * cols))
+            .zip(keep.par_chunks_mut(chunk * cols))
+            .zip(codes.par_chunks_mut(chunk * codes_w))
+            .zip(params.par_chunks_mut(chunk * per_row))
+            .map(|(((((cc, oc), dc), kc), ccodes), pc)| {
                 sweep_chunk(
                     Chunk {
                         cur: cc,
                         orig: oc,
                         diff: dc,
-                        out: qc,
                         keep: kc,
                         codes: ccodes,
                         params: pc,
@@ -294,8 +304,6 @@ pub fn sparsegpt(
             Some(QuantizedMatrix::from_parts(j.q, rows, cols, codes, params)?)
         }
     };
-    let weights = Array2::from_shape_vec((rows, cols), out)
-        .map_err(|e| Error::invalid("weights", format!("internal: {e}")))?;
     Ok(SparseGptOutput {
         weights,
         mask,
@@ -318,12 +326,13 @@ struct SweepBlock<'a> {
 }
 
 /// One chunk of rows: the block's current weights (`rows x bw`) and the
-/// rows' slices of the whole-matrix buffers (`rows x cols`).
+/// rows' slices of the whole-matrix buffers (`rows x cols`; `orig` holds
+/// the original weights of the columns not yet swept and the results of
+/// those swept).
 struct Chunk<'a> {
     cur: &'a mut [f32],
-    orig: &'a [f32],
+    orig: &'a mut [f32],
     diff: &'a mut [f32],
-    out: &'a mut [f32],
     keep: &'a mut [bool],
     codes: &'a mut [u8],
     params: &'a mut [GroupParams],
@@ -331,6 +340,13 @@ struct Chunk<'a> {
 
 /// Sweeps the columns `[b0, b1)` of a chunk of rows, column by column,
 /// starting from the block's current weights.
+///
+/// The in-block updates are applied in pairs: the update of a column with a
+/// non-zero error is held back (applied element by element only as later
+/// columns are read) until the next non-zero error, and then both pass over
+/// the rest of the row together ([`sub_scaled2`]). Every element sees the
+/// same operations in the same order as with one pass per column, so the
+/// results are the same bits; the row is read and written half as often.
 fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
     let SweepBlock {
         b0,
@@ -350,6 +366,8 @@ fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
     for r in 0..nr {
         let row = &mut ch.cur[r * bw..(r + 1) * bw];
         let krow = &mut ch.keep[r * cols..(r + 1) * cols];
+        let orow = &mut ch.orig[r * cols..(r + 1) * cols];
+        let drow = &mut ch.diff[r * cols..(r + 1) * cols];
         // The parameters in force at column b0: the tensor's, or those of
         // the group (row) that started in an earlier block.
         let mut cur: Option<(f32, u8)> = joint.and_then(|j| {
@@ -363,11 +381,13 @@ fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
             };
             p.map(|p| (j.q.scale_value(p.raw_scale), p.zero))
         });
+        let mut held = Held::default();
         for i in 0..bw {
             let c = b0 + i;
             if let Some((n, m)) = nm
                 && i.is_multiple_of(m)
             {
+                held.catch_up(row, i + m - 1, factor, b0, b1);
                 for (t, sc) in gscores.iter_mut().enumerate() {
                     let x = f64::from(row[i + t]);
                     let dc = f64::from(d[c + t]);
@@ -377,6 +397,17 @@ fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
                 for (t, &p) in pruned_group.iter().enumerate() {
                     krow[c + t] = !p;
                 }
+            }
+            let start = joint.and_then(|j| match j.granularity {
+                Granularity::Group(g) => c.is_multiple_of(g).then_some((c / g, g)),
+                Granularity::Channel => (c == 0).then_some((0, cols)),
+                _ => None,
+            });
+            if start.is_some() {
+                // A group reads the rest of the block: bring it up to date.
+                held.flush(row, factor, b0, b1);
+            } else {
+                held.catch_up(row, i, factor, b0, b1);
             }
             let w = row[i];
             let kept = krow[c];
@@ -389,11 +420,6 @@ fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
                     }
                 }
                 Some(j) => {
-                    let start = match j.granularity {
-                        Granularity::Group(g) => c.is_multiple_of(g).then_some((c / g, g)),
-                        Granularity::Channel => (c == 0).then_some((0, cols)),
-                        _ => None,
-                    };
                     if let Some((gi, g)) = start {
                         gbuf.clear();
                         // Entries already known to be pruned count as zero;
@@ -401,7 +427,6 @@ fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
                         // are still marked kept. A group lies inside the
                         // block; a channel starts at column 0, where the
                         // current weights are the original ones.
-                        let orow = &ch.orig[r * cols..(r + 1) * cols];
                         gbuf.extend((c..c + g).map(|t| {
                             let v = if t < b1 { row[t - b0] } else { orow[t] };
                             if krow[t] { v } else { 0.0 }
@@ -422,13 +447,66 @@ fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
             };
             let e = (w - q) / d[c];
             if e != 0.0 {
-                sub_scaled(&mut row[i + 1..], e, factor.row_in_block(c, b1));
+                held.push(row, i, e, factor, b0, b1);
             }
-            ch.out[r * cols + c] = q;
-            ch.diff[r * cols + c] = ch.orig[r * cols + c] - q;
+            drow[c] = orow[c] - q;
+            orow[c] = q;
         }
     }
     Ok(())
+}
+
+/// The in-block update held back in [`sweep_chunk`]: column `i` of the
+/// block with error `e`, already applied to the row's elements up to
+/// `upto`.
+#[derive(Default)]
+struct Held {
+    col: Option<(usize, f32)>,
+    upto: usize,
+}
+
+impl Held {
+    /// Applies the held update to the elements up to `k` (inclusive).
+    fn catch_up(&mut self, row: &mut [f32], k: usize, f: &ObsFactor, b0: usize, b1: usize) {
+        if let Some((i, e)) = self.col
+            && self.upto < k
+        {
+            // `u[t]` is column `i + 1 + t` of the block.
+            let u = f.row_in_block(b0 + i, b1);
+            for (y, &x) in row[self.upto + 1..=k].iter_mut().zip(&u[self.upto - i..]) {
+                *y -= e * x;
+            }
+            self.upto = k;
+        }
+    }
+
+    /// Applies the held update to the rest of the row and drops it.
+    fn flush(&mut self, row: &mut [f32], f: &ObsFactor, b0: usize, b1: usize) {
+        if let Some((i, e)) = self.col.take() {
+            let u = f.row_in_block(b0 + i, b1);
+            sub_scaled(&mut row[self.upto + 1..], e, &u[self.upto - i..]);
+        }
+    }
+
+    /// Column `i` (the row up to date through `i`) has the non-zero error
+    /// `e`: applies it together with the held update, or holds it.
+    fn push(&mut self, row: &mut [f32], i: usize, e: f32, f: &ObsFactor, b0: usize, b1: usize) {
+        match self.col.take() {
+            Some((p, ep)) => {
+                // Elements `(i, upto]` already have the held update (an N:M
+                // group read ahead); they take `e` alone, the rest both.
+                let ui = f.row_in_block(b0 + i, b1);
+                let k = self.upto.max(i);
+                sub_scaled(&mut row[i + 1..=k], e, &ui[..k - i]);
+                let up = &f.row_in_block(b0 + p, b1)[k - p..];
+                sub_scaled2(&mut row[k + 1..], ep, up, e, &ui[k - i..]);
+            }
+            None => {
+                self.col = Some((i, e));
+                self.upto = i;
+            }
+        }
+    }
 }
 
 /// SparseGPT as a compressor; recipe `sparsegpt:P%`, `sparsegpt:N:M`, and the
