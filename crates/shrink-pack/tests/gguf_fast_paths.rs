@@ -4,7 +4,8 @@
 //! awkward cases: zeros, all-equal values, `+a / -a` ties, `+-f32::MAX`,
 //! subnormals, blocks below the fast path's `1e-30` threshold, values on
 //! rounding ties, and signed zeros. Rows hold a few groups of eight blocks
-//! plus a remainder, so both the grouped and the leftover paths run.
+//! plus a remainder, so both the grouped and the leftover paths run (Q4_K:
+//! pairs of super-blocks and a leftover one).
 
 use half::f16;
 use proptest::prelude::*;
@@ -181,6 +182,155 @@ fn q2_k_dequant_reference(b: &[u8]) -> Vec<f32> {
     y
 }
 
+/// ggml's `nearest_int` (the magic-number trick, also for large inputs).
+fn nearest_int(f: f32) -> i32 {
+    let v = f + 12_582_912.0f32;
+    (v.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// ggml's `make_qkx2_quants(32, 15, x, w, L, &the_min, Laux, -1, 0.1, 20,
+/// false)`: returns `(scale, the_min)`.
+fn qkx2_reference(x: &[f32], w: &[f32], l: &mut [u8]) -> (f32, f32) {
+    let (nmax, rmin, rdelta, nstep) = (15, -1.0f32, 0.1f32, 20);
+    let (mut min, mut max) = (x[0], x[0]);
+    let mut sum_w = w[0];
+    let mut sum_x = sum_w * x[0];
+    for i in 1..32 {
+        if x[i] < min {
+            min = x[i];
+        }
+        if x[i] > max {
+            max = x[i];
+        }
+        sum_w += w[i];
+        sum_x += w[i] * x[i];
+    }
+    if min > 0.0 {
+        min = 0.0;
+    }
+    if max == min {
+        l.fill(0);
+        return (0.0, -min);
+    }
+    let mut iscale = nmax as f32 / (max - min);
+    let mut scale = 1.0 / iscale;
+    let mut best_error = 0f32;
+    for i in 0..32 {
+        l[i] = nearest_int(iscale * (x[i] - min)).clamp(0, nmax) as u8;
+        let diff = scale * f32::from(l[i]) + min - x[i];
+        best_error += w[i] * (diff * diff);
+    }
+    let mut laux = [0u8; 32];
+    for is in 0..=nstep {
+        iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+        let (mut sum_l, mut sum_l2, mut sum_xl) = (0f32, 0f32, 0f32);
+        for i in 0..32 {
+            let q = nearest_int(iscale * (x[i] - min)).clamp(0, nmax);
+            laux[i] = q as u8;
+            let q = q as f32;
+            sum_l += w[i] * q;
+            sum_l2 += w[i] * q * q;
+            sum_xl += w[i] * q * x[i];
+        }
+        let d = sum_w * sum_l2 - sum_l * sum_l;
+        if d > 0.0 {
+            let mut this_scale = (sum_w * sum_xl - sum_x * sum_l) / d;
+            let mut this_min = (sum_l2 * sum_x - sum_l * sum_xl) / d;
+            if this_min > 0.0 {
+                this_min = 0.0;
+                this_scale = sum_xl / sum_l2;
+            }
+            let mut cur_error = 0f32;
+            for i in 0..32 {
+                let diff = this_scale * f32::from(laux[i]) + this_min - x[i];
+                cur_error += w[i] * (diff * diff);
+            }
+            if cur_error < best_error {
+                l.copy_from_slice(&laux);
+                best_error = cur_error;
+                scale = this_scale;
+                min = this_min;
+            }
+        }
+    }
+    (scale, -min)
+}
+
+/// ggml's `quantize_row_q4_K_ref`.
+fn q4_k_reference(x: &[f32]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for xb in x.chunks_exact(256) {
+        let mut l = [0u8; 256];
+        let (mut scales, mut mins) = ([0f32; 8], [0f32; 8]);
+        let (mut max_scale, mut max_min) = (0f32, 0f32);
+        for j in 0..8 {
+            let xs = &xb[32 * j..32 * j + 32];
+            let mut sum_x2 = 0f32;
+            for &v in xs {
+                sum_x2 += v * v;
+            }
+            let av_x = (sum_x2 / 32.0).sqrt();
+            let w: Vec<f32> = xs.iter().map(|v| av_x + v.abs()).collect();
+            (scales[j], mins[j]) = qkx2_reference(xs, &w, &mut l[32 * j..32 * j + 32]);
+            if scales[j] > max_scale {
+                max_scale = scales[j];
+            }
+            if mins[j] > max_min {
+                max_min = mins[j];
+            }
+        }
+        let inv_scale = if max_scale > 0.0 {
+            63.0 / max_scale
+        } else {
+            0.0
+        };
+        let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
+        let mut sc = [0u8; 12];
+        for j in 0..8 {
+            let ls = (nearest_int(inv_scale * scales[j]) as u8).min(63);
+            let lm = (nearest_int(inv_min * mins[j]) as u8).min(63);
+            if j < 4 {
+                sc[j] = ls;
+                sc[j + 4] = lm;
+            } else {
+                sc[j + 4] = (ls & 0xf) | ((lm & 0xf) << 4);
+                sc[j - 4] |= (ls >> 4) << 6;
+                sc[j] |= (lm >> 4) << 6;
+            }
+        }
+        let d_bytes = f16_bytes(max_scale / 63.0);
+        let dmin_bytes = f16_bytes(max_min / 63.0);
+        let (d_all, d_min) = (f16_value(&d_bytes), f16_value(&dmin_bytes));
+        for j in 0..8 {
+            let (s, m) = if j < 4 {
+                (sc[j] & 63, sc[j + 4] & 63)
+            } else {
+                (
+                    (sc[j + 4] & 0xf) | ((sc[j - 4] >> 6) << 4),
+                    (sc[j + 4] >> 4) | ((sc[j] >> 6) << 4),
+                )
+            };
+            let d = d_all * f32::from(s);
+            if d == 0.0 {
+                continue;
+            }
+            let dm = d_min * f32::from(m);
+            for ii in 0..32 {
+                l[32 * j + ii] = nearest_int((xb[32 * j + ii] + dm) / d).clamp(0, 15) as u8;
+            }
+        }
+        out.extend_from_slice(&d_bytes);
+        out.extend_from_slice(&dmin_bytes);
+        out.extend_from_slice(&sc);
+        for c in 0..4 {
+            for i in 0..32 {
+                out.push(l[64 * c + i] | (l[64 * c + 32 + i] << 4));
+            }
+        }
+    }
+    out
+}
+
 /// Equal bits, or both NaN (a NaN's payload depends on operand order).
 fn same_f32(a: &[f32], b: &[f32]) -> bool {
     a.len() == b.len()
@@ -218,6 +368,68 @@ proptest! {
     ) {
         let got = dequantize(GgufType::Q2_K, &bytes, bytes.len() / 84 * 256).unwrap();
         prop_assert!(same_f32(&got, &q2_k_dequant_reference(&bytes)));
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Sub-blocks of mixed kinds (eight per super-block), one to five
+    /// super-blocks: the paired and the leftover searches.
+    #[test]
+    fn q4_k_quantize_matches_scalar_reference(
+        blocks in prop::collection::vec(any::<(u8, u64)>(), 1..=5usize).prop_flat_map(|v| {
+            prop::collection::vec(any::<(u8, u64)>(), 8 * v.len())
+        })
+    ) {
+        let x = row(&blocks, 32);
+        let got = quantize(GgufType::Q4_K, &x).unwrap();
+        prop_assert_eq!(got, q4_k_reference(&x));
+    }
+}
+
+/// Q4_K on 4096 bell-shaped values per row (sums of four uniforms, scaled
+/// per row), the weights' usual shape: most trials of the search are
+/// decided by small margins here.
+#[test]
+fn q4_k_bell_rows() {
+    let mut r = Mix(0x0a4b);
+    for row in 0..24 {
+        let scale = 10f32.powi(row % 7 - 3);
+        let x: Vec<f32> = (0..4096)
+            .map(|_| (r.unit() + r.unit() + r.unit() + r.unit()) * scale)
+            .collect();
+        assert_eq!(
+            quantize(GgufType::Q4_K, &x).unwrap(),
+            q4_k_reference(&x),
+            "Q4_K row {row}"
+        );
+    }
+}
+
+/// Q4_K: every awkward kind in whole super-blocks and mixed with plain
+/// sub-blocks, in pairs and a leftover super-block.
+#[test]
+fn q4_k_each_kind() {
+    for kind in 0..10u8 {
+        for seed in 0..12u64 {
+            let whole: Vec<(u8, u64)> = (0..3).map(|i| (kind, seed * 16 + i)).collect();
+            let x = row(&whole, 256);
+            assert_eq!(
+                quantize(GgufType::Q4_K, &x).unwrap(),
+                q4_k_reference(&x),
+                "Q4_K kind {kind} seed {seed}"
+            );
+            let mixed: Vec<(u8, u64)> = (0..24)
+                .map(|i| (if i % 3 == 0 { kind } else { 0 }, seed * 64 + i))
+                .collect();
+            let x = row(&mixed, 32);
+            assert_eq!(
+                quantize(GgufType::Q4_K, &x).unwrap(),
+                q4_k_reference(&x),
+                "Q4_K mixed kind {kind} seed {seed}"
+            );
+        }
     }
 }
 

@@ -679,6 +679,15 @@ fn finish_k_asym<const S: usize>(
             l[32 * j + i] = lt[i][lane0 + j];
         }
     }
+    pack_k_head(head, scales, mins);
+    requant_k_asym(x, head, nmax, &mut l);
+    l
+}
+
+/// Q4_K / Q5_K's `d`, `dmin` and 6-bit `scales[12]` (the first 16 bytes of
+/// `head`) from the eight sub-block scales and mins of a search.
+#[inline(always)]
+pub(super) fn pack_k_head(head: &mut [u8], scales: &[f32], mins: &[f32]) {
     let mut max_scale = 0.0f32;
     let mut max_min = 0.0f32;
     for j in 0..8 {
@@ -710,8 +719,6 @@ fn finish_k_asym<const S: usize>(
     }
     head[0..2].copy_from_slice(&f32_to_f16(max_scale / 63.0));
     head[2..4].copy_from_slice(&f32_to_f16(max_min / 63.0));
-    requant_k_asym(x, head, nmax, &mut l);
-    l
 }
 
 /// The second half of Q4_K / Q5_K, shared with the weighted path: with

@@ -545,8 +545,9 @@ mod rows {
         )*};
     }
 
-    // Q4_0 / Q8_0 quantize and Q2_K dequantize: hand-vectorized kernels on the
-    // AVX2 + F16C clone (`super::simd`), the block loop elsewhere.
+    // Q4_0 / Q8_0 / Q4_K quantize and Q2_K dequantize: hand-vectorized
+    // kernels on the AVX2 + F16C clone (`super::simd`), the block loop
+    // elsewhere.
     #[multiversion(targets("x86_64+avx2+f16c"))]
     pub(super) fn quantize_q4_0(x: &[f32], out: &mut [u8]) {
         multiversion::target::match_target! {
@@ -585,6 +586,25 @@ mod rows {
         }
     }
 
+    #[multiversion(targets("x86_64+avx2+f16c"))]
+    pub(super) fn quantize_q4_k(x: &[f32], out: &mut [u8]) {
+        multiversion::target::match_target! {
+            "x86_64+avx2+f16c" => super::simd::quantize_q4_k_rows(x, out),
+            _ => {
+                for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(144)) {
+                    kquants::quantize_q4_k(xb, ob);
+                }
+            }
+        }
+    }
+
+    #[multiversion(targets("x86_64+avx2"))]
+    pub(super) fn dequantize_q4_k(b: &[u8], y: &mut [f32]) {
+        for (bb, yb) in b.chunks_exact(144).zip(y.chunks_exact_mut(256)) {
+            kquants::dequantize_q4_k(bb, yb);
+        }
+    }
+
     #[multiversion(targets("x86_64+avx2"))]
     pub(super) fn quantize_q2_k(x: &[f32], out: &mut [u8]) {
         for (xb, ob) in x.chunks_exact(256).zip(out.chunks_exact_mut(84)) {
@@ -614,7 +634,6 @@ mod rows {
         quantize_tq1_0, dequantize_tq1_0: legacy, 256, 54;
         quantize_tq2_0, dequantize_tq2_0: legacy, 256, 66;
         quantize_q3_k, dequantize_q3_k: kquants, 256, 110;
-        quantize_q4_k, dequantize_q4_k: kquants, 256, 144;
         quantize_q5_k, dequantize_q5_k: kquants, 256, 176;
         quantize_q6_k, dequantize_q6_k: kquants, 256, 210;
         quantize_q8_k, dequantize_q8_k: kquants, 256, 292;
