@@ -629,19 +629,24 @@ pub fn quantize_gptq(
 /// diagonal of `h` with those entries set to 1.
 fn dead_zeroed(w: ArrayView2<'_, f32>, h: ArrayView2<'_, f64>) -> (Vec<f32>, Vec<f64>) {
     let cols = w.ncols();
-    let mut wk: Vec<f32> = match w.as_slice() {
-        Some(s) => s.to_vec(),
-        None => w.iter().copied().collect(),
-    };
     let mut diag: Vec<f64> = (0..cols).map(|j| h[(j, j)]).collect();
-    for (j, d) in diag.iter_mut().enumerate() {
-        if *d == 0.0 {
-            *d = 1.0;
-            for row in wk.chunks_exact_mut(cols) {
-                row[j] = 0.0;
-            }
-        }
+    let dead: Vec<usize> = (0..cols).filter(|&j| diag[j] == 0.0).collect();
+    for &j in &dead {
+        diag[j] = 1.0;
     }
+    // Copied row by row on the rayon pool (the first touch of a large
+    // buffer's pages is much of the cost).
+    let mut wk = vec![0f32; w.len()];
+    wk.par_chunks_mut(cols).enumerate().for_each(|(r, dst)| {
+        let src = w.row(r);
+        match src.as_slice() {
+            Some(s) => dst.copy_from_slice(s),
+            None => dst.iter_mut().zip(src.iter()).for_each(|(d, &v)| *d = v),
+        }
+        for &j in &dead {
+            dst[j] = 0.0;
+        }
+    });
     (wk, diag)
 }
 
@@ -900,6 +905,7 @@ impl<'b> GptqRule for PreparedRule<'_, 'b> {
         Ok(())
     }
 
+    #[inline]
     fn quantize(&self, row: &mut PreparedRow<'b>, r: usize, c: usize, x: f32) -> f32 {
         let (s, zero) = match self.plan {
             ParamPlan::Tensor => self.upfront_sz[0],
