@@ -23,7 +23,7 @@ fn asc(scores: &[f64], a: usize, b: usize) -> std::cmp::Ordering {
 /// An unsigned key whose order is `f64::total_cmp`'s: negative values (sign
 /// bit set) have all their bits flipped, the others only the sign bit.
 #[inline]
-fn total_key(v: f64) -> u64 {
+pub(crate) fn total_key(v: f64) -> u64 {
     let b = v.to_bits();
     if b >> 63 == 1 { !b } else { b | (1 << 63) }
 }
@@ -46,11 +46,21 @@ pub(crate) fn smallest(scores: &[f64], k: usize) -> Vec<bool> {
         .enumerate()
         .map(|(i, &v)| (total_key(v), i))
         .collect();
-    keyed.select_nth_unstable(k - 1);
-    for &(_, i) in &keyed[..k] {
+    for &(_, i) in select_smallest(&mut keyed, k) {
         out[i] = true;
     }
     out
+}
+
+/// The `k` smallest of `(key, index)` pairs (keys from [`total_key`], so
+/// the order and tie rule of [`smallest`]), moved to the front of `keyed`
+/// and returned; for callers that build the pairs in a reused buffer.
+pub(crate) fn select_smallest(keyed: &mut [(u64, usize)], k: usize) -> &[(u64, usize)] {
+    let k = k.min(keyed.len());
+    if k > 0 && k < keyed.len() {
+        keyed.select_nth_unstable(k - 1);
+    }
+    &keyed[..k]
 }
 
 /// Flags of the `k` largest scores (ties: lower index selected first).

@@ -55,7 +55,7 @@
 
 use crate::pattern::{Pattern, format_token, parse_args};
 use crate::pruned::SparseQuantized;
-use crate::select::{nm_group, smallest};
+use crate::select::{nm_group, select_smallest, total_key};
 use crate::{finish, stage_for};
 use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
@@ -174,15 +174,23 @@ pub fn sparsegpt(
     // overwritten with its result, so this becomes the output. A column's
     // original values are read only before it is swept (at its block's
     // start, for its `w - q`, and for joint-mode group parameters).
-    let mut weights = w.to_owned();
-    for (j, &dead) in factor.dead().iter().enumerate() {
-        if dead {
-            weights.column_mut(j).fill(0.0);
-        }
-    }
+    // Copied row by row on the rayon pool (first touches of a large buffer's
+    // pages are much of a copy's cost).
+    let dead: Vec<usize> = (0..cols).filter(|&j| factor.dead()[j]).collect();
+    let mut weights = Array2::<f32>::zeros((rows, cols));
     let orig = weights
         .as_slice_mut()
-        .ok_or_else(|| Error::invalid("weights", "internal: non-contiguous copy"))?;
+        .ok_or_else(|| Error::invalid("weights", "internal: non-contiguous buffer"))?;
+    orig.par_chunks_mut(cols).enumerate().for_each(|(r, dst)| {
+        let src = w.row(r);
+        match src.as_slice() {
+            Some(s) => dst.copy_from_slice(s),
+            None => dst.iter_mut().zip(src.iter()).for_each(|(d, &v)| *d = v),
+        }
+        for &j in &dead {
+            dst[j] = 0.0;
+        }
+    });
 
     let joint = match cfg.quant {
         None => None,
@@ -230,6 +238,7 @@ pub fn sparsegpt(
     let mut cur = vec![0f32; rows * block.min(cols)];
 
     let chunk = row_chunk(rows);
+    let mut keyed: Vec<(u64, usize)> = Vec::new();
     for b in 0..bounds.len() - 1 {
         let (b0, b1) = (bounds[b], bounds[b + 1]);
         let bw = b1 - b0;
@@ -241,21 +250,23 @@ pub fn sparsegpt(
                 factor.block_start(b, oc, dc, oc.len() / cols, cc);
             });
         if let Pattern::Unstructured(r) = cfg.pattern {
-            // One pooled threshold over the whole block.
-            let scores: Vec<f64> = cur
-                .iter()
+            // One pooled threshold over the whole block: (score key, index)
+            // pairs built in parallel into a buffer reused across blocks.
+            keyed.resize(rows * bw, (0, 0));
+            keyed
+                .par_chunks_mut(bw)
+                .zip(cur.par_chunks(bw))
                 .enumerate()
-                .map(|(k, &x)| {
-                    let x = f64::from(x);
-                    let dc = f64::from(d[b0 + k % bw]);
-                    x * x / (dc * dc)
-                })
-                .collect();
-            let pruned = smallest(&scores, r.count_of(rows * bw));
-            for i in 0..rows {
-                for t in 0..bw {
-                    keep[i * cols + b0 + t] = !pruned[i * bw + t];
-                }
+                .for_each(|(i, (kr, cr))| {
+                    for (t, (k, &x)) in kr.iter_mut().zip(cr).enumerate() {
+                        let x = f64::from(x);
+                        let dc = f64::from(d[b0 + t]);
+                        *k = (total_key(x * x / (dc * dc)), i * bw + t);
+                    }
+                });
+            // The block's flags are all still `true` (kept).
+            for &(_, k) in select_smallest(&mut keyed, r.count_of(rows * bw)) {
+                keep[(k / bw) * cols + b0 + k % bw] = false;
             }
         }
         let tasks: Vec<Result<()>> = cur
