@@ -984,6 +984,13 @@ fn scale_tensor(
 /// `weight_zero_point` when asymmetric per group/channel, `weight_shape`)
 /// and returns the weight [`QuantArgs`] for the config.
 ///
+/// A GPTQ act-order result with static groups (`gptq:...:actorder:static`,
+/// a plain [`QuantizedMatrix`]) is written here too; set the returned args'
+/// `actorder` to `"weight"`, compressed-tensors' name for that ordering
+/// (the layout is unchanged, and current compressed-tensors and vLLM read
+/// it). Dynamic act-order groups need
+/// [`write_pack_quantized_act_order`].
+///
 /// Errors: [`Error::InvalidArgument`] for a non-integer grid, 1-bit codes,
 /// E8M0/E4M3 scales, or an asymmetric per-tensor matrix (whose zero point
 /// the format cannot hold).

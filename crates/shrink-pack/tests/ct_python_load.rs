@@ -9,7 +9,9 @@
 //! newer packages no longer read (`sparse-24-bitmask`, removed after 0.14;
 //! act-order `weight_g_idx`, whose `actorder: "group"` 0.20.0 rejects) run
 //! with `$SHRINK_CT014_PYTHON` when it is set (an interpreter with
-//! compressed-tensors 0.14.x). Each case that cannot run is skipped
+//! compressed-tensors 0.14.x). GPTQ act-order with static groups is
+//! exported as `actorder: "weight"`, which 0.20.0 and vLLM 0.33 read.
+//! Each case that cannot run is skipped
 //! with a printed `SKIPPED` message; the test never fails for a missing
 //! interpreter or package.
 //!
@@ -25,6 +27,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ndarray::Array2;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, StandardNormal};
 use serde_json::Value;
 use shrink_pack::compressed_tensors::{
     CompressedModel, CtFormat, QuantArgs, QuantizationConfig, SparseValues, SparsityConfig,
@@ -34,7 +40,7 @@ use shrink_pack::compressed_tensors::{
 };
 use shrink_pack::safetensors_io::{SafetensorsFile, SafetensorsWriter};
 use shrink_pack::sparse::Sparse24;
-use shrink_quant::ActOrderMatrix;
+use shrink_quant::{ActOrderMatrix, Gptq, GptqOutput, quantize_gptq};
 
 const MODULES: [&str; 2] = ["layers.0.q", "layers.0.rand"];
 
@@ -84,6 +90,18 @@ fn python(var: &str, default: Option<&str>) -> Result<String, String> {
         )),
         Ok(_) => Ok(py),
     }
+}
+
+/// A calibration Gram matrix `X^T X` for `n` inputs: `X` is `2n x n`
+/// standard normal with a few columns scaled up, so that act-order moves
+/// columns.
+fn gram(n: usize, seed: u64) -> Array2<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let x = Array2::from_shape_fn((2 * n, n), |(_, j)| {
+        let v: f64 = StandardNormal.sample(&mut rng);
+        v * (1.0 + (j * 7 % 11) as f64)
+    });
+    x.t().dot(&x)
 }
 
 /// One exported case: a folder name, its tensors and config.
@@ -146,6 +164,34 @@ fn cases() -> Vec<Case> {
         needs_014: true,
         one_ulp: false,
         vllm_refuses: Some("activation ordering (actorder='group') is no longer supported"),
+    });
+    // GPTQ with act-order and static groups
+    // (`gptq:int4:g128:asym:actorder:static`): columns quantized in
+    // act-order, groups contiguous in the original order, so the ordinary
+    // pack-quantized layout; compressed-tensors calls this ordering
+    // `actorder: "weight"` (alias "static") and both 0.20 and vLLM 0.33
+    // accept it, where they refuse `"group"` above.
+    let mut st = SafetensorsWriter::new();
+    let mut args = None;
+    let gptq = Gptq::from_stage(&"gptq:int4:g128:asym:actorder:static".parse().unwrap()).unwrap();
+    for (k, (p, r, c, v)) in input("input.safetensors").into_iter().enumerate() {
+        let w = Array2::from_shape_vec((r, c), v).unwrap();
+        let GptqOutput::Matrix(q) =
+            quantize_gptq(w.view(), gram(c, k as u64).view(), &gptq, None).unwrap()
+        else {
+            panic!("static groups give a plain matrix");
+        };
+        let mut a = write_pack_quantized(&p, &q, &mut st).unwrap();
+        a.actorder = Some("weight".into());
+        args = Some(a);
+    }
+    out.push(Case {
+        name: "int4-asym-g128-gptq-actorder-weight",
+        tensors: st,
+        config: QuantizationConfig::single(CtFormat::PackQuantized, args.unwrap(), None),
+        needs_014: false,
+        one_ulp: false,
+        vllm_refuses: None,
     });
     let mut st = SafetensorsWriter::new();
     for (p, r, c, v) in input("input.safetensors") {
