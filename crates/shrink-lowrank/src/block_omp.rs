@@ -41,8 +41,8 @@
 use multiversion::multiversion;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
+use shrink_core::Result;
 use shrink_core::interop::{as_faer, as_faer_mut};
-use shrink_core::{Error, Result};
 use std::cmp::Ordering;
 
 /// Conjugate-gradient iterations after each selection step.
@@ -381,8 +381,8 @@ fn start_cg(st: &mut State, k: usize) {
 ///
 /// # Errors
 ///
-/// [`Error::Shape`] for inconsistent sizes, `s > k` or `steps` outside
-/// `1..=s`, [`Error::NonFinite`] for NaN or infinite input.
+/// [`Error::Shape`](shrink_core::Error::Shape) for inconsistent sizes, `s > k` or `steps` outside
+/// `1..=s`, [`Error::NonFinite`](shrink_core::Error::NonFinite) for NaN or infinite input.
 pub fn block_omp(
     dty: ArrayView2<'_, f64>,
     dtd: ArrayView2<'_, f64>,
@@ -391,22 +391,7 @@ pub fn block_omp(
     step_cg: usize,
 ) -> Result<(Vec<u32>, Vec<f64>, Vec<f64>)> {
     let (k, signals) = dty.dim();
-    if dtd.dim() != (k, k) || s == 0 || s > k || steps == 0 || steps > s {
-        return Err(Error::shape(
-            "block-OMP inputs",
-            format!("D^T D {k}x{k}, 1 <= s <= {k} and 1 <= steps <= s"),
-            format!("{}x{}, s = {s}, steps = {steps}", dtd.nrows(), dtd.ncols()),
-        ));
-    }
-    for (what, a) in [("D^T Y", dty), ("D^T D", dtd)] {
-        if a.iter().any(|v| !v.is_finite()) {
-            return Err(Error::NonFinite {
-                what: what.into(),
-                position: "an entry".into(),
-                value: "NaN or infinite".into(),
-            });
-        }
-    }
+    crate::cospadi::check_coder_inputs(dty, dtd, s, Some(steps))?;
     let g = dtd.as_standard_layout().into_owned();
     let yt = dty.t().as_standard_layout().into_owned();
     let mut idx = vec![0u32; signals * s];

@@ -1,7 +1,7 @@
 //! The vector kernels of the dictionary solver, compiled for the baseline
 //! CPU and for AVX2 (picked at run time by `multiversion`).
 //!
-//! None uses fused multiply-add, the dot product always sums in the same
+//! None uses fused multiply-add, the dot products always sum in the same
 //! eight-lane order and the `f32` matrix-vector product adds the rows in
 //! order for every output, so every CPU path returns the same bits.
 
@@ -35,11 +35,59 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     s
 }
 
+/// Four [`dot`]s against the same `b` in one pass (each with the lanes and
+/// order of [`dot`], so the same bits).
+#[multiversion(targets("x86_64+avx2"))]
+pub fn dot4(a: [&[f64]; 4], b: &[f64]) -> [f64; 4] {
+    let n = b
+        .len()
+        .min(a[0].len())
+        .min(a[1].len())
+        .min(a[2].len())
+        .min(a[3].len());
+    let full = n / 8 * 8;
+    let mut acc = [[0.0f64; 8]; 4];
+    for c in (0..full).step_by(8) {
+        let y: &[f64; 8] = b[c..c + 8].try_into().expect("lane block");
+        for (q, acc) in acc.iter_mut().enumerate() {
+            let x: &[f64; 8] = a[q][c..c + 8].try_into().expect("lane block");
+            for l in 0..8 {
+                acc[l] += x[l] * y[l];
+            }
+        }
+    }
+    let mut out = [0.0f64; 4];
+    for (q, o) in out.iter_mut().enumerate() {
+        let acc = &acc[q];
+        let s4 = [
+            acc[0] + acc[4],
+            acc[1] + acc[5],
+            acc[2] + acc[6],
+            acc[3] + acc[7],
+        ];
+        let mut s = (s4[0] + s4[2]) + (s4[1] + s4[3]);
+        for (x, y) in a[q][full..n].iter().zip(&b[full..n]) {
+            s += x * y;
+        }
+        *o = s;
+    }
+    out
+}
+
 /// `y_i += t x_i`.
 #[multiversion(targets("x86_64+avx2"))]
 pub fn axpy(y: &mut [f64], t: f64, x: &[f64]) {
     for (a, &b) in y.iter_mut().zip(x) {
         *a += t * b;
+    }
+}
+
+/// `y_i = (y_i + t_0 x0_i) + t_1 x1_i`: two [`axpy`]s in one pass (the
+/// same bits).
+#[multiversion(targets("x86_64+avx2"))]
+pub fn axpy2(y: &mut [f64], t0: f64, x0: &[f64], t1: f64, x1: &[f64]) {
+    for ((a, &b0), &b1) in y.iter_mut().zip(x0).zip(x1) {
+        *a = (*a + t0 * b0) + t1 * b1;
     }
 }
 
@@ -59,49 +107,148 @@ pub fn axpy4(y: &mut [f64], t: [f64; 4], x: [&[f64]; 4]) {
     }
 }
 
-/// `y[c0..c0 + B] += sum_l t_l x_{l, c0..c0 + B}` with the block in
-/// registers (inlined into the callers' target features).
-#[inline(always)]
-fn gemv_block_f32<const B: usize>(y: &mut [f32], t: &[f32], rows: &[f32], n: usize, c0: usize) {
-    let mut acc = [0.0f32; B];
-    acc.copy_from_slice(&y[c0..c0 + B]);
-    for (l, &tl) in t.iter().enumerate() {
-        let r: &[f32; B] = rows[l * n + c0..l * n + c0 + B].try_into().expect("block");
-        for i in 0..B {
-            acc[i] += tl * r[i];
+/// Width of the column blocks of [`gemv_blocks_f32`].
+pub const VB: usize = 64;
+
+/// The blocked matrix-vector product of Batch-OMP in `f32`: `v` holds
+/// `blocks` regions of `cap` rows of [`VB`] values (row `l` of block `b` at
+/// `(b cap + l) VB`); writes row `step` of every block, `g_i + sum_{l <
+/// step} t_l v_{l,i}` (the terms of each output added one row after the
+/// other, `l = 0, 1, ...`), reading rows `0..step`.
+#[multiversion(targets("x86_64+avx2"))]
+pub fn gemv_blocks_f32(
+    v: &mut [f32],
+    cap: usize,
+    step: usize,
+    t: &[f32],
+    g: &[f32],
+    blocks: usize,
+) {
+    let t = &t[..step];
+    for b in 0..blocks {
+        let region = &mut v[b * cap * VB..(b + 1) * cap * VB];
+        let (done, rest) = region.split_at_mut(step * VB);
+        let mut acc = [0.0f32; VB];
+        acc.copy_from_slice(&g[b * VB..(b + 1) * VB]);
+        for (r, &tl) in done.chunks_exact(VB).zip(t) {
+            let r: &[f32; VB] = r.try_into().expect("block row");
+            for i in 0..VB {
+                acc[i] += tl * r[i];
+            }
         }
+        rest[..VB].copy_from_slice(&acc);
     }
-    y[c0..c0 + B].copy_from_slice(&acc);
 }
 
-/// `y_i += sum_l t_l x_{l,i}` in `f32` over the rows `x_l` (length
-/// `y.len()`) of `rows`: the terms of each
-/// output added one row after the other (`l = 0, 1, ...`), in blocks of
-/// 64, 32, 16 and 8 outputs kept in registers, the last `n mod 8` one by one.
+/// One Batch-OMP correlation update in `f32`: `col_i *= inv`, then
+/// `alpha_i -= coef col_i`; returns the largest `|alpha_i|` (minus infinity
+/// for empty input; NaN entries are skipped).
 #[multiversion(targets("x86_64+avx2"))]
-pub fn gemv_acc_f32(y: &mut [f32], t: &[f32], rows: &[f32]) {
-    let n = y.len();
-    let t = &t[..t.len().min(rows.len().checked_div(n).unwrap_or(0))];
-    let mut c0 = 0;
-    while c0 + 64 <= n {
-        gemv_block_f32::<64>(y, t, rows, n, c0);
-        c0 += 64;
-    }
-    for b in [32, 16, 8] {
-        if c0 + b <= n {
-            match b {
-                32 => gemv_block_f32::<32>(y, t, rows, n, c0),
-                16 => gemv_block_f32::<16>(y, t, rows, n, c0),
-                _ => gemv_block_f32::<8>(y, t, rows, n, c0),
-            }
-            c0 += b;
+pub fn scale_update_max(col: &mut [f32], alpha: &mut [f32], inv: f32, coef: f32) -> f32 {
+    let n = col.len().min(alpha.len());
+    let (col, alpha) = (&mut col[..n], &mut alpha[..n]);
+    let mut lane = [f32::NEG_INFINITY; 8];
+    let full = n / 8 * 8;
+    for (c, a) in col[..full]
+        .chunks_exact_mut(8)
+        .zip(alpha[..full].chunks_exact_mut(8))
+    {
+        for l in 0..8 {
+            c[l] *= inv;
+            a[l] -= coef * c[l];
+            let x = a[l].abs();
+            lane[l] = if x > lane[l] { x } else { lane[l] };
         }
     }
-    for (i, yi) in y.iter_mut().enumerate().skip(c0) {
-        let mut a = *yi;
-        for (l, &tl) in t.iter().enumerate() {
-            a += tl * rows[l * n + i];
+    let mut best = lane
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    for (c, a) in col[full..].iter_mut().zip(alpha[full..].iter_mut()) {
+        *c *= inv;
+        *a -= coef * *c;
+        if a.abs() > best {
+            best = a.abs();
         }
-        *yi = a;
     }
+    best
+}
+
+/// The largest `|alpha_i|` (minus infinity for empty input; NaN entries are
+/// skipped).
+#[multiversion(targets("x86_64+avx2"))]
+pub fn max_abs(alpha: &[f32]) -> f32 {
+    let mut lane = [f32::NEG_INFINITY; 8];
+    let ca = alpha.chunks_exact(8);
+    let rest = ca.remainder();
+    for a in ca {
+        for l in 0..8 {
+            let x = a[l].abs();
+            lane[l] = if x > lane[l] { x } else { lane[l] };
+        }
+    }
+    let mut best = lane
+        .iter()
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    for a in rest {
+        if a.abs() > best {
+            best = a.abs();
+        }
+    }
+    best
+}
+
+/// The first index `i >= from` with `|alpha_i| == best`, if any.
+#[multiversion(targets("x86_64+avx2"))]
+pub fn find_abs_eq(alpha: &[f32], from: usize, best: f32) -> Option<usize> {
+    let tail = alpha.get(from..)?;
+    let chunks = tail.chunks_exact(8);
+    let rest = chunks.remainder();
+    for (c, ch) in chunks.enumerate() {
+        let mut hit = false;
+        for a in ch {
+            hit |= a.abs() == best;
+        }
+        if hit {
+            let i = ch.iter().position(|a| a.abs() == best).unwrap_or(0);
+            return Some(from + c * 8 + i);
+        }
+    }
+    let base = from + tail.len() - rest.len();
+    rest.iter().position(|a| a.abs() == best).map(|i| base + i)
+}
+
+/// `y_i += t x_i` with `f32` `x` widened to `f64`.
+#[multiversion(targets("x86_64+avx2"))]
+pub fn axpy_f32(y: &mut [f64], t: f64, x: &[f32]) {
+    for (a, &b) in y.iter_mut().zip(x) {
+        *a += t * f64::from(b);
+    }
+}
+
+/// `sum_i a_i b_i` with `f32` `a` widened to `f64`, in the lane order of
+/// [`dot`].
+#[multiversion(targets("x86_64+avx2"))]
+pub fn dot_f32(a: &[f32], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0.0f64; 8];
+    let ca = a.chunks_exact(8);
+    let cb = b.chunks_exact(8);
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += f64::from(x[l]) * y[l];
+        }
+    }
+    let s4 = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    let mut s = (s4[0] + s4[2]) + (s4[1] + s4[3]);
+    for (x, y) in ra.iter().zip(rb) {
+        s += f64::from(*x) * y;
+    }
+    s
 }
