@@ -398,6 +398,15 @@ impl Prepared {
         }
     }
 
+    /// The level range `(lo, hi)` of an integer grid (code = level - lo),
+    /// `None` for float and table grids.
+    pub(crate) fn int_range(&self) -> Option<(i32, i32)> {
+        match self.levels {
+            Levels::Int { lo, hi } => Some((lo, hi)),
+            _ => None,
+        }
+    }
+
     /// The largest valid code plus one (codes are `0..code_count`), for validation.
     pub fn code_count(&self) -> u32 {
         1u32 << self.spec.grid.code_bits()
