@@ -196,6 +196,7 @@ impl ObsFactor {
     }
 
     /// `U_cc`, the diagonal of the inverse factor (positive).
+    #[inline]
     pub fn diag(&self, c: usize) -> f32 {
         let b = self.block_of[c] as usize;
         let (i1, i2) = (self.bounds[b], self.bounds[b + 1]);
@@ -204,6 +205,7 @@ impl ObsFactor {
 
     /// `U[c, c+1..i2]`: the in-block updates of column `c`, whose block ends
     /// at `i2`.
+    #[inline]
     pub fn row_in_block(&self, c: usize, i2: usize) -> &[f32] {
         let b = self.block_of[c] as usize;
         let (i1, e2) = (self.bounds[b], self.bounds[b + 1]);

@@ -91,11 +91,20 @@ pub(crate) fn nm_group(scores: &[f64], prune: usize, out_pruned: &mut [bool]) {
     let m = scores.len();
     let prune = prune.min(m);
     if m <= 32 {
-        // Rank of each entry under (score, index): O(m^2), tiny for N:M.
+        // Rank of each entry under (score, index): O(m^2), tiny for N:M,
+        // on integer keys with `total_cmp`'s order (branch-free counts).
+        let mut keys = [0u64; 32];
+        for (k, &v) in keys.iter_mut().zip(scores) {
+            *k = total_key(v);
+        }
+        let keys = &keys[..m];
         for (a, o) in out_pruned.iter_mut().enumerate().take(m) {
-            let rank = (0..m)
-                .filter(|&b| asc(scores, b, a) == std::cmp::Ordering::Less)
-                .count();
+            let ka = keys[a];
+            let rank: usize = keys
+                .iter()
+                .enumerate()
+                .map(|(b, &kb)| usize::from(kb < ka || (kb == ka && b < a)))
+                .sum();
             *o = rank < prune;
         }
         return;
@@ -192,6 +201,40 @@ mod key_tests {
         for a in vals {
             for b in vals {
                 assert_eq!(total_key(a).cmp(&total_key(b)), a.total_cmp(&b), "{a} {b}");
+            }
+        }
+    }
+
+    #[test]
+    fn nm_group_prunes_the_smallest_with_ties_to_the_lower_index() {
+        // Ties, signed zeros, infinities, NaN, groups of 4, 8 and 40 (the
+        // sort path), every prune count.
+        let pool = [
+            0.0,
+            -0.0,
+            1.5,
+            1.5,
+            0.25,
+            f64::INFINITY,
+            f64::NAN,
+            3.0,
+            0.25,
+            -2.0,
+        ];
+        for m in [4usize, 8, 40] {
+            for shift in 0..pool.len() {
+                let scores: Vec<f64> = (0..m).map(|k| pool[(k * 7 + shift) % pool.len()]).collect();
+                let mut idx: Vec<usize> = (0..m).collect();
+                idx.sort_by(|&a, &b| asc(&scores, a, b));
+                for prune in 0..=m {
+                    let mut want = vec![false; m];
+                    for &i in &idx[..prune] {
+                        want[i] = true;
+                    }
+                    let mut got = vec![true; m];
+                    nm_group(&scores, prune, &mut got);
+                    assert_eq!(got, want, "m {m} shift {shift} prune {prune}");
+                }
             }
         }
     }
