@@ -10,6 +10,29 @@ use rayon::prelude::*;
 /// Column block width used to split products over threads.
 const BLOCK: usize = 64;
 
+/// A row-major copy of `w` with the columns in `zero` set to 0 (the dead
+/// inputs of the optimal-brain-surgeon sweeps), copied row by row on the
+/// rayon pool: for large matrices the first touches of the new buffer's
+/// pages are much of a copy's cost, and they run in parallel this way.
+pub fn copy_zeroing_columns(w: ArrayView2<'_, f32>, zero: &[usize]) -> Vec<f32> {
+    let cols = w.ncols();
+    let mut out = vec![0f32; w.len()];
+    if cols == 0 {
+        return out;
+    }
+    out.par_chunks_mut(cols).enumerate().for_each(|(r, dst)| {
+        let src = w.row(r);
+        match src.as_slice() {
+            Some(s) => dst.copy_from_slice(s),
+            None => dst.iter_mut().zip(src.iter()).for_each(|(d, &v)| *d = v),
+        }
+        for &j in zero {
+            dst[j] = 0.0;
+        }
+    });
+    out
+}
+
 /// `C (+)= A B` in f64, split over column blocks of `C` (deterministic).
 ///
 /// Shapes must agree (`A: m x k`, `B: k x n`, `C: m x n`); callers check them.
@@ -156,4 +179,23 @@ fn dense_block(
         }
     }
     block
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_zeroing_columns_copies_any_layout() {
+        let a = Array2::from_shape_fn((5, 7), |(i, j)| (i * 7 + j) as f32 + 0.5);
+        for w in [a.view(), a.t()] {
+            let got = copy_zeroing_columns(w, &[0, 3]);
+            let want: Vec<f32> = w
+                .indexed_iter()
+                .map(|((_, j), &v)| if j == 0 || j == 3 { 0.0 } else { v })
+                .collect();
+            assert_eq!(got, want);
+        }
+        assert!(copy_zeroing_columns(Array2::<f32>::zeros((3, 0)).view(), &[]).is_empty());
+    }
 }

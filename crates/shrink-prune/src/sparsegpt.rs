@@ -174,23 +174,15 @@ pub fn sparsegpt(
     // overwritten with its result, so this becomes the output. A column's
     // original values are read only before it is swept (at its block's
     // start, for its `w - q`, and for joint-mode group parameters).
-    // Copied row by row on the rayon pool (first touches of a large buffer's
-    // pages are much of a copy's cost).
     let dead: Vec<usize> = (0..cols).filter(|&j| factor.dead()[j]).collect();
-    let mut weights = Array2::<f32>::zeros((rows, cols));
+    let mut weights = Array2::from_shape_vec(
+        (rows, cols),
+        shrink_core::linalg::copy_zeroing_columns(w, &dead),
+    )
+    .map_err(|e| Error::invalid("weights", format!("internal: {e}")))?;
     let orig = weights
         .as_slice_mut()
         .ok_or_else(|| Error::invalid("weights", "internal: non-contiguous buffer"))?;
-    orig.par_chunks_mut(cols).enumerate().for_each(|(r, dst)| {
-        let src = w.row(r);
-        match src.as_slice() {
-            Some(s) => dst.copy_from_slice(s),
-            None => dst.iter_mut().zip(src.iter()).for_each(|(d, &v)| *d = v),
-        }
-        for &j in &dead {
-            dst[j] = 0.0;
-        }
-    });
 
     let joint = match cfg.quant {
         None => None,

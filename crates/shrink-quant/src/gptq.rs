@@ -634,19 +634,7 @@ fn dead_zeroed(w: ArrayView2<'_, f32>, h: ArrayView2<'_, f64>) -> (Vec<f32>, Vec
     for &j in &dead {
         diag[j] = 1.0;
     }
-    // Copied row by row on the rayon pool (the first touch of a large
-    // buffer's pages is much of the cost).
-    let mut wk = vec![0f32; w.len()];
-    wk.par_chunks_mut(cols).enumerate().for_each(|(r, dst)| {
-        let src = w.row(r);
-        match src.as_slice() {
-            Some(s) => dst.copy_from_slice(s),
-            None => dst.iter_mut().zip(src.iter()).for_each(|(d, &v)| *d = v),
-        }
-        for &j in &dead {
-            dst[j] = 0.0;
-        }
-    });
+    let wk = shrink_core::linalg::copy_zeroing_columns(w, &dead);
     (wk, diag)
 }
 
