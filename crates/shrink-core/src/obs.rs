@@ -241,11 +241,13 @@ impl ObsFactor {
         faer::linalg::matmul::matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::Seq);
     }
 
-    /// [`ObsFactor::block_start`] with a column-major result: the same
-    /// `orig[:, i1..i2] + diff[:, ..i1] V[..i1, i1..i2]`, with `orig` and
-    /// `diff` row-major `rows x n`, but `out` is **column-major** `rows x (i2 - i1)` (`out[j * rows + r]` is
-    /// row `r` of the block's column `j`), the layout [`ObsFactor::propagate`]
-    /// works on. Sequential (callers spread row chunks over threads).
+    /// [`ObsFactor::block_start`] in column-major layouts: the same
+    /// `orig[:, i1..i2] + diff[:, ..i1] V[..i1, i1..i2]`, with `orig`
+    /// row-major `rows x n`, but `diff` **column-major** `rows x n`
+    /// (`diff[c * rows + r]`, so the product reads it without repacking) and
+    /// `out` column-major `rows x (i2 - i1)` (`out[j * rows + r]` is row `r`
+    /// of the block's column `j`), the layout [`ObsFactor::propagate`] works
+    /// on. Sequential (callers spread row chunks over threads).
     ///
     /// # Panics
     ///
@@ -271,7 +273,7 @@ impl ObsFactor {
             return;
         }
         let dst = MatMut::from_column_major_slice_mut(&mut out[..rows * bw], rows, bw);
-        let lhs = MatRef::from_row_major_slice_with_stride(diff, rows, i1, n);
+        let lhs = MatRef::from_column_major_slice(&diff[..rows * i1], rows, i1);
         let rhs = MatRef::from_row_major_slice(&self.v[b][..i1 * bw], i1, bw);
         faer::linalg::matmul::matmul(dst, Accum::Add, lhs, rhs, 1.0f32, Par::Seq);
     }
@@ -650,7 +652,10 @@ mod tests {
             let mut out = vec![0f32; rows * (i2 - i1)];
             f.block_start(b, &orig, &diff, rows, &mut out);
             let mut out_cols = vec![0f32; rows * (i2 - i1)];
-            f.block_start_cols(b, &orig, &diff, rows, &mut out_cols);
+            let diff_cols: Vec<f32> = (0..rows * n)
+                .map(|k| diff[(k % rows) * n + k / rows])
+                .collect();
+            f.block_start_cols(b, &orig, &diff_cols, rows, &mut out_cols);
             for r in 0..rows {
                 let d = &diff[r * n..r * n + i1];
                 let mut e = vec![0f64; i1];

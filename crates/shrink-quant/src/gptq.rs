@@ -776,6 +776,7 @@ fn run_sweep<R: GptqRule>(
     let n = factor.n();
     let bounds = factor.bounds();
     let widest = bounds.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    // `w - q` of the swept columns; each chunk's slice is column-major.
     let mut diff = vec![0f32; orig.len()];
     // Per chunk: the current block, its rounded values and one error column.
     let mut cur = vec![0f32; rows.len() * (2 * widest + 1)];
@@ -797,7 +798,8 @@ fn run_sweep<R: GptqRule>(
 /// current weights from one product ([`ObsFactor::block_start_cols`],
 /// column-major in `cur`), then column by column: fit a group where one starts, round
 /// every row's value, spread the rows' errors over the block's later columns
-/// ([`ObsFactor::propagate`]); `w - q` is recorded row by row at the end.
+/// ([`ObsFactor::propagate`]); `w - q` is recorded at the end, column-major
+/// within the chunk (`diff[c * rows + r]`).
 /// The rows of a chunk are independent, so a column's roundings carry no
 /// serial dependency and the update is vectorized across the rows.
 #[allow(clippy::too_many_arguments)]
@@ -841,13 +843,15 @@ fn sweep_block<R: GptqRule>(
         }
         factor.propagate(c, e, later);
     }
-    for (lr, (d_row, o_row)) in diff
-        .chunks_exact_mut(n)
-        .zip(orig.chunks_exact(n))
+    // `diff` is column-major within the chunk (what the next block starts
+    // read as one product operand).
+    for (k, (d_col, q_col)) in diff[i1 * nr..i2 * nr]
+        .chunks_exact_mut(nr)
+        .zip(qblk.chunks_exact(nr))
         .enumerate()
     {
-        for (k, (d, &o)) in d_row[i1..i2].iter_mut().zip(&o_row[i1..i2]).enumerate() {
-            *d = o - qblk[k * nr + lr];
+        for (lr, (d, &q)) in d_col.iter_mut().zip(q_col).enumerate() {
+            *d = orig[lr * n + i1 + k] - q;
         }
     }
     Ok(())
