@@ -94,6 +94,8 @@ pub(crate) fn nm_group(scores: &[f64], prune: usize, out_pruned: &mut [bool]) {
         // Rank of each entry under (score, index): O(m^2), tiny for N:M,
         // on integer keys with `total_cmp`'s order (branch-free counts).
         let mut keys = [0u64; 32];
+        // (Bitwise `|` and `&` below: no short-circuit branches, which
+        // mispredict on random scores.)
         for (k, &v) in keys.iter_mut().zip(scores) {
             *k = total_key(v);
         }
@@ -103,7 +105,7 @@ pub(crate) fn nm_group(scores: &[f64], prune: usize, out_pruned: &mut [bool]) {
             let rank: usize = keys
                 .iter()
                 .enumerate()
-                .map(|(b, &kb)| usize::from(kb < ka || (kb == ka && b < a)))
+                .map(|(b, &kb)| usize::from((kb < ka) | ((kb == ka) & (b < a))))
                 .sum();
             *o = rank < prune;
         }

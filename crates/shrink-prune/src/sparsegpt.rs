@@ -363,6 +363,10 @@ fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
     } = blk;
     let bw = b1 - b0;
     let nr = ch.cur.len() / bw;
+    if let (Some(nm), None) = (nm, joint) {
+        sweep_chunk_nm(ch, b0, b1, cols, factor, d, nm);
+        return Ok(());
+    }
     let mut pruned_group = vec![false; nm.map_or(0, |(_, m)| m)];
     let mut gscores = vec![0f64; nm.map_or(0, |(_, m)| m)];
     let mut gbuf: Vec<f32> = Vec::new();
@@ -457,6 +461,75 @@ fn sweep_chunk(ch: Chunk<'_>, blk: SweepBlock<'_>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// [`sweep_chunk`] for N:M without a quantizer, group by group: the group's
+/// pruned columns are known when it starts, so their updates of the rest of
+/// the group are applied element by element as its columns are read, and
+/// their updates of the columns after the group pass over the row together
+/// (two at a time, [`sub_scaled2`]). Every element sees the same updates in
+/// the same order as with one pass per pruned column (the same bits as
+/// [`Held`]'s order in the general sweep).
+fn sweep_chunk_nm(
+    ch: Chunk<'_>,
+    b0: usize,
+    b1: usize,
+    cols: usize,
+    factor: &ObsFactor,
+    d: &[f32],
+    (n, m): (usize, usize),
+) {
+    let bw = b1 - b0;
+    let nr = ch.cur.len() / bw;
+    let mut pruned = vec![false; m];
+    let mut scores = vec![0f64; m];
+    // The group's non-zero errors, (column in the block, error): the first
+    // `ne` entries (written unconditionally, counted only when non-zero, so
+    // the random keep/prune pattern costs no branch).
+    let mut errs: Vec<(usize, f32)> = vec![(0, 0.0); m];
+    for r in 0..nr {
+        let row = &mut ch.cur[r * bw..(r + 1) * bw];
+        let krow = &mut ch.keep[r * cols + b0..r * cols + b1];
+        let orow = &mut ch.orig[r * cols + b0..r * cols + b1];
+        let drow = &mut ch.diff[r * cols + b0..r * cols + b1];
+        for g in (0..bw).step_by(m) {
+            for (t, sc) in scores.iter_mut().enumerate() {
+                let x = f64::from(row[g + t]);
+                let dc = f64::from(d[b0 + g + t]);
+                *sc = x * x / (dc * dc);
+            }
+            nm_group(&scores, m - n, &mut pruned);
+            let mut ne = 0;
+            for (t, &pr) in pruned.iter().enumerate() {
+                let i = g + t;
+                for &(p, ep) in &errs[..ne] {
+                    row[i] -= ep * factor.row_in_block(b0 + p, b1)[i - p - 1];
+                }
+                let w = row[i];
+                let q = if pr { 0.0 } else { w };
+                krow[i] = !pr;
+                let e = (w - q) / d[b0 + i];
+                errs[ne] = (i, e);
+                ne += usize::from(e != 0.0);
+                drow[i] = orow[i] - q;
+                orow[i] = q;
+            }
+            // The columns after the group: the errors in column order, two
+            // per pass.
+            let rest = g + m;
+            for pair in errs[..ne].chunks(2) {
+                let (p, ep) = pair[0];
+                let up = &factor.row_in_block(b0 + p, b1)[rest - p - 1..];
+                match pair.get(1) {
+                    Some(&(p2, e2)) => {
+                        let u2 = &factor.row_in_block(b0 + p2, b1)[rest - p2 - 1..];
+                        sub_scaled2(&mut row[rest..], ep, up, e2, u2);
+                    }
+                    None => sub_scaled(&mut row[rest..], ep, up),
+                }
+            }
+        }
+    }
 }
 
 /// The in-block update held back in [`sweep_chunk`]: column `i` of the
