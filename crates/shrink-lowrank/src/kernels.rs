@@ -11,6 +11,13 @@ use multiversion::multiversion;
 /// combined pairwise, then the tail in order.
 #[multiversion(targets("x86_64+avx2"))]
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
+    dot_lanes(a, b)
+}
+
+/// The body of [`dot`] and [`dot_f32`] (`a` widened to `f64` first),
+/// inlined into each so it is compiled for the caller's target.
+#[inline(always)]
+fn dot_lanes<T: Copy + Into<f64>>(a: &[T], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
     let mut acc = [0.0f64; 8];
@@ -19,7 +26,7 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let (ra, rb) = (ca.remainder(), cb.remainder());
     for (x, y) in ca.zip(cb) {
         for l in 0..8 {
-            acc[l] += x[l] * y[l];
+            acc[l] += x[l].into() * y[l];
         }
     }
     let s4 = [
@@ -29,8 +36,8 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
         acc[3] + acc[7],
     ];
     let mut s = (s4[0] + s4[2]) + (s4[1] + s4[3]);
-    for (x, y) in ra.iter().zip(rb) {
-        s += x * y;
+    for (&x, y) in ra.iter().zip(rb) {
+        s += x.into() * y;
     }
     s
 }
@@ -229,26 +236,42 @@ pub fn axpy_f32(y: &mut [f64], t: f64, x: &[f32]) {
 /// [`dot`].
 #[multiversion(targets("x86_64+avx2"))]
 pub fn dot_f32(a: &[f32], b: &[f64]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0.0f64; 8];
-    let ca = a.chunks_exact(8);
-    let cb = b.chunks_exact(8);
-    let (ra, rb) = (ca.remainder(), cb.remainder());
-    for (x, y) in ca.zip(cb) {
-        for l in 0..8 {
-            acc[l] += f64::from(x[l]) * y[l];
+    dot_lanes(a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The documented order: lane `l` sums `i = l mod 8` over full groups of
+    /// eight, lanes combined `((0+4) + (2+6)) + ((1+5) + (3+7))`, then the
+    /// tail in order.
+    fn dot_reference(a: &[f64], b: &[f64]) -> f64 {
+        let n = a.len().min(b.len());
+        let full = n / 8 * 8;
+        let mut acc = [0.0f64; 8];
+        for i in 0..full {
+            acc[i % 8] += a[i] * b[i];
+        }
+        let mut s =
+            ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+        for i in full..n {
+            s += a[i] * b[i];
+        }
+        s
+    }
+
+    #[test]
+    fn dots_sum_in_the_documented_order() {
+        for n in [0usize, 1, 7, 8, 9, 15, 16, 17, 64, 101] {
+            let a32: Vec<f32> = (0..n)
+                .map(|k| ((k * 37 % 101) as f32 - 50.0) * 0.37)
+                .collect();
+            let a: Vec<f64> = a32.iter().map(|&x| f64::from(x)).collect();
+            let b: Vec<f64> = (0..n).map(|k| 1.0 / (1.0 + k as f64) - 0.3).collect();
+            let want = dot_reference(&a, &b).to_bits();
+            assert_eq!(dot(&a, &b).to_bits(), want, "dot, n = {n}");
+            assert_eq!(dot_f32(&a32, &b).to_bits(), want, "dot_f32, n = {n}");
         }
     }
-    let s4 = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    let mut s = (s4[0] + s4[2]) + (s4[1] + s4[3]);
-    for (x, y) in ra.iter().zip(rb) {
-        s += f64::from(*x) * y;
-    }
-    s
 }
