@@ -29,17 +29,18 @@ fn dot_lanes<T: Copy + Into<f64>>(a: &[T], b: &[f64]) -> f64 {
             acc[l] += x[l].into() * y[l];
         }
     }
-    let s4 = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
-    let mut s = (s4[0] + s4[2]) + (s4[1] + s4[3]);
+    let mut s = combine_lanes(&acc);
     for (&x, y) in ra.iter().zip(rb) {
         s += x.into() * y;
     }
     s
+}
+
+/// The eight lane sums of [`dot`] combined pairwise:
+/// `((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7))`.
+#[inline(always)]
+fn combine_lanes(acc: &[f64; 8]) -> f64 {
+    ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
 /// Four [`dot`]s against the same `b` in one pass (each with the lanes and
@@ -65,14 +66,7 @@ pub fn dot4(a: [&[f64]; 4], b: &[f64]) -> [f64; 4] {
     }
     let mut out = [0.0f64; 4];
     for (q, o) in out.iter_mut().enumerate() {
-        let acc = &acc[q];
-        let s4 = [
-            acc[0] + acc[4],
-            acc[1] + acc[5],
-            acc[2] + acc[6],
-            acc[3] + acc[7],
-        ];
-        let mut s = (s4[0] + s4[2]) + (s4[1] + s4[3]);
+        let mut s = combine_lanes(&acc[q]);
         for (x, y) in a[q][full..n].iter().zip(&b[full..n]) {
             s += x * y;
         }

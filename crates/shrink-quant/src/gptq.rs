@@ -692,9 +692,22 @@ pub trait GptqRule: Sync {
         xs: &[f32],
         qs: &mut [f32],
     ) {
-        for (lr, ((row, &x), q)) in rows.iter_mut().zip(xs).zip(qs.iter_mut()).enumerate() {
-            *q = self.quantize(row, r0 + lr, c, x);
-        }
+        quantize_rows(self, rows, r0, c, xs, qs);
+    }
+}
+
+/// [`GptqRule::quantize_column`]'s provided body: [`GptqRule::quantize`]
+/// row by row.
+fn quantize_rows<R: GptqRule + ?Sized>(
+    rule: &R,
+    rows: &mut [R::Row],
+    r0: usize,
+    c: usize,
+    xs: &[f32],
+    qs: &mut [f32],
+) {
+    for (lr, ((row, &x), q)) in rows.iter_mut().zip(xs).zip(qs.iter_mut()).enumerate() {
+        *q = rule.quantize(row, r0 + lr, c, x);
     }
 }
 
@@ -886,6 +899,17 @@ impl PreparedRule<'_, '_> {
     fn kept(&self, r: usize, c: usize) -> bool {
         self.keep.is_none_or(|k| k[r * self.cols + c])
     }
+
+    /// The scale and zero point that round column `c` of row `r`.
+    #[inline]
+    fn scale_zero(&self, row: &PreparedRow<'_>, r: usize, c: usize) -> (f32, u8) {
+        match self.plan {
+            ParamPlan::Tensor => self.upfront_sz[0],
+            ParamPlan::Channel => self.upfront_sz[r],
+            ParamPlan::Static(g) => self.upfront_sz[r * self.per_row + self.perm[c] / g],
+            ParamPlan::Dynamic(_) => row.cur,
+        }
+    }
 }
 
 impl<'b> GptqRule for PreparedRule<'_, 'b> {
@@ -926,9 +950,7 @@ impl<'b> GptqRule for PreparedRule<'_, 'b> {
         qs: &mut [f32],
     ) {
         let Some((lo, hi)) = self.quant.int_range().filter(|_| self.keep.is_none()) else {
-            for (lr, ((row, &x), q)) in rows.iter_mut().zip(xs).zip(qs.iter_mut()).enumerate() {
-                *q = self.quantize(row, r0 + lr, c, x);
-            }
+            quantize_rows(self, rows, r0, c, xs, qs);
             return;
         };
         const LANES: usize = 64;
@@ -941,13 +963,7 @@ impl<'b> GptqRule for PreparedRule<'_, 'b> {
         {
             let n = xs.len();
             for (lr, row) in rs.iter().enumerate() {
-                let r = r0 + t * LANES + lr;
-                (s[lr], z[lr]) = match self.plan {
-                    ParamPlan::Tensor => self.upfront_sz[0],
-                    ParamPlan::Channel => self.upfront_sz[r],
-                    ParamPlan::Static(g) => self.upfront_sz[r * self.per_row + self.perm[c] / g],
-                    ParamPlan::Dynamic(_) => row.cur,
-                };
+                (s[lr], z[lr]) = self.scale_zero(row, r0 + t * LANES + lr, c);
             }
             int_column(xs, &s[..n], &z[..n], lo, hi, &mut codes[..n], qs);
             for (row, &code) in rs.iter_mut().zip(&codes[..n]) {
@@ -958,12 +974,7 @@ impl<'b> GptqRule for PreparedRule<'_, 'b> {
 
     #[inline]
     fn quantize(&self, row: &mut PreparedRow<'b>, r: usize, c: usize, x: f32) -> f32 {
-        let (s, zero) = match self.plan {
-            ParamPlan::Tensor => self.upfront_sz[0],
-            ParamPlan::Channel => self.upfront_sz[r],
-            ParamPlan::Static(g) => self.upfront_sz[r * self.per_row + self.perm[c] / g],
-            ParamPlan::Dynamic(_) => row.cur,
-        };
+        let (s, zero) = self.scale_zero(row, r, c);
         if self.kept(r, c) {
             let code = self.quant.encode_with(x, s, zero);
             row.codes[c] = code;
