@@ -57,7 +57,13 @@
 //!   writes the rank-one term of the iterate it starts from (so no separate
 //!   projection pass), and the update stops with that iterate once the next
 //!   one is within `1e-3` of it in norm (its effect on the captured energy
-//!   is of the order of the square).
+//!   is of the order of the square). The residual of a sweep is kept in
+//!   `f32` (rebuilt in `f64` from the dictionary and coefficients before
+//!   each sweep); the objective after the sweep is evaluated exactly in
+//!   `f64` from `D^T D` and `D^T Y` (`||y||^2 - 2 c . (D^T y)_I + c^T
+//!   (D^T D)_II c` per signal), and a sweep that ends above the objective it
+//!   started from (only `f32` rounding can do that) is undone and ends the
+//!   solver.
 //!
 //! Initialization: the top-`k` left singular vectors of `Y` (completed by
 //! seeded random signals when `k` exceeds its rank), from a seeded
@@ -83,8 +89,8 @@ use crate::block_omp::block_omp_rows;
 use crate::dense::{Randomized, Svd, randomized_svd, solve_lower_transpose_in_place, thin_svd};
 use crate::form::Precision;
 use crate::kernels::{
-    VB, axpy, axpy_f32, axpy2, axpy4, dot, dot_f32, dot4, find_abs_eq, gemv_blocks_f32, max_abs,
-    scale_update_max,
+    VB, axpy, axpy_32, axpy_f32, axpy2_32, axpy4_32, dot, dot_32, dot_f32, dot4_32, find_abs_eq,
+    gemv_blocks_f32, max_abs, scale_update_max,
 };
 use crate::whiten::svd_llm_whitening;
 use ndarray::{Array2, ArrayView2};
@@ -272,6 +278,12 @@ impl Cospadi {
     /// fit, [`Error::Empty`] / [`Error::NonFinite`] for bad weights, and the
     /// budget errors of [`Cospadi::sizes`].
     pub fn fit(&self, w: ArrayView2<'_, f32>, ctx: &Context<'_>) -> Result<CospadiFit> {
+        // On a pool worker, so that the many small parallel loops of the
+        // solver run without waking the calling thread each time.
+        rayon::scope(|_| self.fit_on_pool(w, ctx))
+    }
+
+    fn fit_on_pool(&self, w: ArrayView2<'_, f32>, ctx: &Context<'_>) -> Result<CospadiFit> {
         let (m, n) = w.dim();
         if m == 0 || n == 0 {
             return Err(Error::Empty {
@@ -716,24 +728,30 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
     let mut val = vec![0.0f64; m * s];
     let mut err_col = yy.clone();
     let mut history: Vec<f64> = Vec::new();
-    let mut et = vec![0.0f64; m * n];
+    let mut et = vec![0.0f32; m * n];
+    // D^T D and D^T Y (m x k, row j = D^T y_j) of the current dictionary.
+    let grams = |dict: &Array2<f64>| -> (Vec<f64>, Vec<f64>) {
+        let dtd = matmul(dict.view(), dict.t());
+        let ytd = matmul(yt.view(), dict.t());
+        let flat = |a: Array2<f64>| -> Vec<f64> {
+            if a.is_standard_layout() {
+                a.into_raw_vec_and_offset().0
+            } else {
+                a.iter().copied().collect()
+            }
+        };
+        (flat(dtd), flat(ytd))
+    };
+    let (mut dtd, mut ytd) = grams(dict);
     for t in 0..cfg.iters.max(1) {
         // Sparse coding.
-        let dtd = matmul(dict.view(), dict.t());
-        let ytd = matmul(yt.view(), dict.t()); // m x k, row j = D^T y_j
-        let dtd = dtd
-            .as_slice()
-            .ok_or_else(|| Error::invalid("Gram", "not contiguous"))?;
-        let ytd = ytd
-            .as_slice()
-            .ok_or_else(|| Error::invalid("correlations", "not contiguous"))?;
         let mut new_idx = vec![0u32; m * s];
         let mut new_val = vec![0.0f64; m * s];
         let mut energy = vec![0.0f64; m];
         if let Some(steps) = cfg.coder.block_steps(s) {
             block_omp_rows(
-                ytd,
-                dtd,
+                &ytd,
+                &dtd,
                 k,
                 s,
                 steps,
@@ -743,7 +761,7 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
                 &mut energy,
             );
         } else {
-            let dtd32 = gram_f32(dtd, k);
+            let dtd32 = gram_f32(&dtd, k);
             new_idx
                 .par_chunks_mut(OMP_CHUNK * s)
                 .zip(new_val.par_chunks_mut(OMP_CHUNK * s))
@@ -755,7 +773,7 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
                         let j = c * OMP_CHUNK + r;
                         *e = omp_one(
                             &ytd[j * k..(j + 1) * k],
-                            dtd,
+                            &dtd,
                             &dtd32,
                             s,
                             false,
@@ -766,27 +784,35 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
                     }
                 });
         }
+        // Each signal keeps its previous code when that is strictly better;
+        // `coded_total` is the exact objective after sparse coding.
+        let mut coded_total = 0.0f64;
         for j in 0..m {
-            let keep = t > 0 && err_col[j] < yy[j] - energy[j];
-            if !keep {
+            let fresh = yy[j] - energy[j];
+            if t > 0 && err_col[j] < fresh {
+                coded_total += err_col[j];
+            } else {
                 idx[j * s..(j + 1) * s].copy_from_slice(&new_idx[j * s..(j + 1) * s]);
                 val[j * s..(j + 1) * s].copy_from_slice(&new_val[j * s..(j + 1) * s]);
+                coded_total += fresh;
             }
         }
-        // Residual E^T = Y^T - C^T D (rows).
+        // Residual E^T = Y^T - C^T D (rows), computed in f64 and kept in
+        // f32 for the sweep.
         let ds = dict
             .as_slice()
             .ok_or_else(|| Error::invalid("dictionary", "not contiguous"))?;
-        et.par_chunks_mut(n).enumerate().for_each(|(j, row)| {
-            row.copy_from_slice(&ys[j * n..(j + 1) * n]);
-            for q in 0..s {
-                let a = idx[j * s + q] as usize;
-                let c = val[j * s + q];
-                if c != 0.0 {
-                    axpy(row, -c, &ds[a * n..(a + 1) * n]);
-                }
-            }
-        });
+        et.par_chunks_mut(n).enumerate().for_each_init(
+            || vec![0.0f64; n],
+            |buf, (j, row)| {
+                residual_row(ys, ds, &idx, &val, n, s, j, buf);
+                row.iter_mut()
+                    .zip(buf.iter())
+                    .for_each(|(e, &b)| *e = b as f32);
+            },
+        );
+        let dict_before = dict.clone();
+        let val_before = val.clone();
         // Which (signal, slot) pairs use each atom.
         let mut users: Vec<Vec<(u32, u32)>> = vec![Vec::new(); k];
         for j in 0..m {
@@ -812,8 +838,23 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
                 cfg.power_iters,
             )?;
         }
-        err_col = et.par_chunks(n).map(|r| dot(r, r)).collect();
-        let total: f64 = err_col.iter().sum();
+        // The exact objective of the swept dictionary and coefficients, from
+        // the Gram matrices the next sparse coding uses.
+        let (swept_dtd, swept_ytd) = grams(dict);
+        let swept_err = code_errors(&yy, &swept_ytd, &swept_dtd, &idx, &val, k, s);
+        let total: f64 = swept_err.iter().sum();
+        if total > coded_total {
+            // Every atom update captures at least the energy it replaces in
+            // exact arithmetic; a sweep that loses to the f32 residual's
+            // rounding is undone and the solver stops.
+            dict.assign(&dict_before);
+            val = val_before;
+            history.push(coded_total);
+            break;
+        }
+        err_col = swept_err;
+        dtd = swept_dtd;
+        ytd = swept_ytd;
         history.push(total);
         if t > 0 {
             let prev = history[t - 1];
@@ -828,13 +869,13 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
 /// Replaces an unused atom by the worst-represented signal not yet used for a
 /// replacement this sweep (K-SVD's rule).
 fn replace_atom(
-    et: &[f64],
+    et: &[f32],
     ys: &[f64],
     n: usize,
     replaced: &mut [bool],
     mut atom: ndarray::ArrayViewMut1<'_, f64>,
 ) -> Result<()> {
-    let en: Vec<f64> = et.par_chunks(n).map(|r| dot(r, r)).collect();
+    let en: Vec<f32> = et.par_chunks(n).map(|r| dot_32(r, r)).collect();
     let mut best = -1.0;
     let mut w = usize::MAX;
     for (j, &e) in en.iter().enumerate() {
@@ -858,30 +899,87 @@ fn replace_atom(
 /// chunks and reduction order, so they give the same bits.
 const PAR_WORK: usize = 1 << 17;
 
+/// The squared error of each signal's code, `||y_j - D c_j||^2 = ||y_j||^2
+/// - 2 c_j . (D^T y_j)_I + c_j^T (D^T D)_II c_j` in `f64`, from `yy`
+/// (`||y_j||^2`), `ytd` (`m x k`, row `j` = `D^T y_j`) and `dtd` (`k x k`).
+fn code_errors(
+    yy: &[f64],
+    ytd: &[f64],
+    dtd: &[f64],
+    idx: &[u32],
+    val: &[f64],
+    k: usize,
+    s: usize,
+) -> Vec<f64> {
+    yy.par_iter()
+        .enumerate()
+        .map(|(j, &y2)| {
+            let (ij, cj) = (&idx[j * s..(j + 1) * s], &val[j * s..(j + 1) * s]);
+            let b = &ytd[j * k..(j + 1) * k];
+            let mut lin = 0.0;
+            let mut quad = 0.0;
+            for (q, (&a, &c)) in ij.iter().zip(cj).enumerate() {
+                let g = &dtd[a as usize * k..(a as usize + 1) * k];
+                let mut row = 0.5 * g[a as usize] * c;
+                for (&a2, &c2) in ij[..q].iter().zip(&cj[..q]) {
+                    row += g[a2 as usize] * c2;
+                }
+                lin += c * b[a as usize];
+                quad += c * row;
+            }
+            y2 - 2.0 * lin + 2.0 * quad
+        })
+        .collect()
+}
+
+/// Row `j` of the residual `Y^T - C^T D` in `f64` (into `buf`, length
+/// `n`): the signal minus its code's atoms, in slot order.
+#[allow(clippy::too_many_arguments)]
+fn residual_row(
+    ys: &[f64],
+    ds: &[f64],
+    idx: &[u32],
+    val: &[f64],
+    n: usize,
+    s: usize,
+    j: usize,
+    buf: &mut [f64],
+) {
+    buf.copy_from_slice(&ys[j * n..(j + 1) * n]);
+    for q in 0..s {
+        let a = idx[j * s + q] as usize;
+        let c = val[j * s + q];
+        if c != 0.0 {
+            axpy(buf, -c, &ds[a * n..(a + 1) * n]);
+        }
+    }
+}
+
 /// One pass over the restricted residual `R = E_om + a c^T` (columns `R_j =
-/// E_j + c_j a`, `E_j` the rows `om` of `et`, length `n`) without building
-/// it, reading each row once: `x_j = R_j . u`; with `commit`, the rank-one
-/// term moves to `u` (`E_j <- R_j - x_j u = E_j + c_j a - x_j u`, so that
-/// `R = E_om + u x^T`); with `want`, returns the power iterate `R x = sum_j
-/// x_j E_j + (x . c) a` (the old `E_j`), else an empty vector. The sum is
-/// taken within fixed chunks of [`ROW_CHUNK`] signals (four rows per step),
-/// then over the chunks in order, so the bits do not depend on `par`.
+/// E_j + c_j a`, `E_j` the rows `om` of the `f32` residual `et`, length
+/// `n`) without building it, reading each row once: `x_j = R_j . u`; with
+/// `commit`, the rank-one term moves to `u` (`E_j <- R_j - x_j u = E_j +
+/// c_j a - x_j u`, so that `R = E_om + u x^T`); with `want`, returns the
+/// power iterate `R x = sum_j x_j E_j + (x . c) a` (the old `E_j`), else an
+/// empty vector. The sum is taken in `f32` within fixed chunks of
+/// [`ROW_CHUNK`] signals (four rows per step), then in `f64` over the chunks
+/// in order, so the bits do not depend on `par`.
 #[allow(clippy::too_many_arguments)]
 fn power_pass(
-    et: &mut [f64],
+    et: &mut [f32],
     n: usize,
     om: &[usize],
-    c: &[f64],
-    a: &[f64],
-    u: &[f64],
-    x: &mut [f64],
+    c: &[f32],
+    a: &[f32],
+    u: &[f32],
+    x: &mut [f32],
     commit: bool,
     want: bool,
     par: bool,
 ) -> Vec<f64> {
-    let au = dot(a, u);
+    let au = dot_32(a, u);
     // The rows `om` are distinct and ascending: split `et` into them.
-    let mut rows: Vec<&mut [f64]> = Vec::with_capacity(om.len());
+    let mut rows: Vec<&mut [f32]> = Vec::with_capacity(om.len());
     let mut rest = et;
     let mut base = 0;
     for &j in om {
@@ -891,16 +989,16 @@ fn power_pass(
         rest = tail;
         base = j + 1;
     }
-    let chunk = |rs: &mut [&mut [f64]], xs: &mut [f64], cs: &[f64]| {
-        let mut acc = if want { vec![0.0f64; n] } else { Vec::new() };
+    let chunk = |rs: &mut [&mut [f32]], xs: &mut [f32], cs: &[f32]| {
+        let mut acc = if want { vec![0.0f32; n] } else { Vec::new() };
         let full = rs.len() / 4 * 4;
         for b in (0..full).step_by(4) {
-            let d4 = dot4([&*rs[b], &*rs[b + 1], &*rs[b + 2], &*rs[b + 3]], u);
+            let d4 = dot4_32([&*rs[b], &*rs[b + 1], &*rs[b + 2], &*rs[b + 3]], u);
             for q in 0..4 {
                 xs[b + q] = d4[q] + cs[b + q] * au;
             }
             if want {
-                axpy4(
+                axpy4_32(
                     &mut acc,
                     [xs[b], xs[b + 1], xs[b + 2], xs[b + 3]],
                     [&*rs[b], &*rs[b + 1], &*rs[b + 2], &*rs[b + 3]],
@@ -908,22 +1006,22 @@ fn power_pass(
             }
             if commit {
                 for q in b..b + 4 {
-                    axpy2(rs[q], cs[q], a, -xs[q], u);
+                    axpy2_32(rs[q], cs[q], a, -xs[q], u);
                 }
             }
         }
         for b in full..rs.len() {
-            xs[b] = dot(rs[b], u) + cs[b] * au;
+            xs[b] = dot_32(rs[b], u) + cs[b] * au;
             if want {
-                axpy(&mut acc, xs[b], rs[b]);
+                axpy_32(&mut acc, xs[b], rs[b]);
             }
             if commit {
-                axpy2(rs[b], cs[b], a, -xs[b], u);
+                axpy2_32(rs[b], cs[b], a, -xs[b], u);
             }
         }
         acc
     };
-    let partial: Vec<Vec<f64>> = if par {
+    let partial: Vec<Vec<f32>> = if par {
         rows.par_chunks_mut(ROW_CHUNK)
             .zip(x.par_chunks_mut(ROW_CHUNK).zip(c.par_chunks(ROW_CHUNK)))
             .map(|(rs, (xs, cs))| chunk(rs, xs, cs))
@@ -939,9 +1037,14 @@ fn power_pass(
     }
     let mut out = vec![0.0f64; n];
     for p in &partial {
-        axpy(&mut out, 1.0, p);
+        axpy_f32(&mut out, 1.0, p);
     }
-    axpy(&mut out, dot(x, c), a);
+    let xc: f64 = x
+        .iter()
+        .zip(c)
+        .map(|(&p, &q)| f64::from(p) * f64::from(q))
+        .sum();
+    axpy_f32(&mut out, xc, a);
     out
 }
 
@@ -960,10 +1063,13 @@ const POWER_TOL: f64 = 1e-3;
 /// `|u_1 - d| <= POWER_TOL`, or at `u_{power_iters}`): one pass per power
 /// step, none for a separate projection. Every committed `u_i` captures at
 /// least the energy of `d` (power steps never lower the Rayleigh quotient),
-/// so the objective does not increase.
+/// so the objective does not increase in exact arithmetic; the residual is
+/// `f32` (the caller checks the sweep's objective in `f64`). The iterates are
+/// normalized in `f64`; the atom written is the `f32` vector the residual
+/// was updated with, widened.
 #[allow(clippy::too_many_arguments)]
 fn update_atom(
-    et: &mut [f64],
+    et: &mut [f32],
     n: usize,
     om: &[(u32, u32)],
     s: usize,
@@ -972,14 +1078,15 @@ fn update_atom(
     power_iters: usize,
 ) -> Result<()> {
     let rows: Vec<usize> = om.iter().map(|&(j, _)| j as usize).collect();
-    let mut c: Vec<f64> = om
+    let mut c: Vec<f32> = om
         .iter()
-        .map(|&(j, q)| val[j as usize * s + q as usize])
+        .map(|&(j, q)| val[j as usize * s + q as usize] as f32)
         .collect();
     let par = rows.len() * n >= PAR_WORK;
-    let mut a: Vec<f64> = atom.to_vec();
+    let mut a: Vec<f32> = atom.iter().map(|&v| v as f32).collect();
+    let mut u64: Vec<f64> = atom.to_vec();
     let mut u = a.clone();
-    let mut x = vec![0.0f64; rows.len()];
+    let mut x = vec![0.0f32; rows.len()];
     let mut i = 0;
     loop {
         let commit = i > 0 || power_iters == 0;
@@ -999,14 +1106,15 @@ fn update_atom(
         }
         let moved = w
             .iter()
-            .zip(&u)
+            .zip(&u64)
             .map(|(p, q)| (p - q) * (p - q))
             .sum::<f64>()
             .sqrt();
         if commit && moved <= POWER_TOL {
             break;
         }
-        u = w;
+        u.iter_mut().zip(&w).for_each(|(t, &v)| *t = v as f32);
+        u64 = w;
         i += 1;
         if moved <= POWER_TOL {
             // Converged from the read-only first pass: commit u_1 and stop.
@@ -1017,9 +1125,11 @@ fn update_atom(
         }
     }
     for (&(j, q), &xi) in om.iter().zip(&c) {
-        val[j as usize * s + q as usize] = xi;
+        val[j as usize * s + q as usize] = f64::from(xi);
     }
-    atom.iter_mut().zip(&a).for_each(|(t, &v)| *t = v);
+    atom.iter_mut()
+        .zip(&a)
+        .for_each(|(t, &v)| *t = f64::from(v));
     Ok(())
 }
 

@@ -43,38 +43,6 @@ fn combine_lanes(acc: &[f64; 8]) -> f64 {
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
-/// Four [`dot`]s against the same `b` in one pass (each with the lanes and
-/// order of [`dot`], so the same bits).
-#[multiversion(targets("x86_64+avx2"))]
-pub fn dot4(a: [&[f64]; 4], b: &[f64]) -> [f64; 4] {
-    let n = b
-        .len()
-        .min(a[0].len())
-        .min(a[1].len())
-        .min(a[2].len())
-        .min(a[3].len());
-    let full = n / 8 * 8;
-    let mut acc = [[0.0f64; 8]; 4];
-    for c in (0..full).step_by(8) {
-        let y: &[f64; 8] = b[c..c + 8].try_into().expect("lane block");
-        for (q, acc) in acc.iter_mut().enumerate() {
-            let x: &[f64; 8] = a[q][c..c + 8].try_into().expect("lane block");
-            for l in 0..8 {
-                acc[l] += x[l] * y[l];
-            }
-        }
-    }
-    let mut out = [0.0f64; 4];
-    for (q, o) in out.iter_mut().enumerate() {
-        let mut s = combine_lanes(&acc[q]);
-        for (x, y) in a[q][full..n].iter().zip(&b[full..n]) {
-            s += x * y;
-        }
-        *o = s;
-    }
-    out
-}
-
 /// `y_i += t x_i`.
 #[multiversion(targets("x86_64+avx2"))]
 pub fn axpy(y: &mut [f64], t: f64, x: &[f64]) {
@@ -83,19 +51,95 @@ pub fn axpy(y: &mut [f64], t: f64, x: &[f64]) {
     }
 }
 
-/// `y_i = (y_i + t_0 x0_i) + t_1 x1_i`: two [`axpy`]s in one pass (the
-/// same bits).
+/// The eight partial sums of [`dot4_32`] and [`dot_32`] combined (lane `l`
+/// and lane `l + 8` first, then as [`combine_lanes`]).
+#[inline(always)]
+fn combine_lanes_32(acc: &[f32; 16]) -> f32 {
+    let h: [f32; 8] = std::array::from_fn(|l| acc[l] + acc[l + 8]);
+    ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]))
+}
+
+/// `sum_i a_i b_i` in `f32` with sixteen partial sums (lane `l` takes `i =
+/// l mod 16` over full groups of sixteen, combined by `combine_lanes_32`),
+/// then the tail in order.
 #[multiversion(targets("x86_64+avx2"))]
-pub fn axpy2(y: &mut [f64], t0: f64, x0: &[f64], t1: f64, x1: &[f64]) {
+pub fn dot_32(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let full = n / 16 * 16;
+    let mut acc = [0.0f32; 16];
+    for (x, y) in a[..full].chunks_exact(16).zip(b[..full].chunks_exact(16)) {
+        for l in 0..16 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut s = combine_lanes_32(&acc);
+    for (x, y) in a[full..].iter().zip(&b[full..]) {
+        s += x * y;
+    }
+    s
+}
+
+/// Four [`dot_32`]s against the same `b` in one pass (each with the lanes
+/// and order of [`dot_32`], so the same bits).
+#[multiversion(targets("x86_64+avx2"))]
+pub fn dot4_32(a: [&[f32]; 4], b: &[f32]) -> [f32; 4] {
+    let n = b
+        .len()
+        .min(a[0].len())
+        .min(a[1].len())
+        .min(a[2].len())
+        .min(a[3].len());
+    let full = n / 16 * 16;
+    let (a0, a1, a2, a3) = (&a[0][..full], &a[1][..full], &a[2][..full], &a[3][..full]);
+    let mut acc = [[0.0f32; 16]; 4];
+    let [c0, c1, c2, c3] = &mut acc;
+    for ((((y, x0), x1), x2), x3) in b[..full]
+        .chunks_exact(16)
+        .zip(a0.chunks_exact(16))
+        .zip(a1.chunks_exact(16))
+        .zip(a2.chunks_exact(16))
+        .zip(a3.chunks_exact(16))
+    {
+        for l in 0..16 {
+            c0[l] += x0[l] * y[l];
+            c1[l] += x1[l] * y[l];
+            c2[l] += x2[l] * y[l];
+            c3[l] += x3[l] * y[l];
+        }
+    }
+    let mut out = [0.0f32; 4];
+    for (q, o) in out.iter_mut().enumerate() {
+        let mut s = combine_lanes_32(&acc[q]);
+        for (x, y) in a[q][full..n].iter().zip(&b[full..n]) {
+            s += x * y;
+        }
+        *o = s;
+    }
+    out
+}
+
+/// `y_i += t x_i` in `f32`.
+#[multiversion(targets("x86_64+avx2"))]
+pub fn axpy_32(y: &mut [f32], t: f32, x: &[f32]) {
+    for (a, &b) in y.iter_mut().zip(x) {
+        *a += t * b;
+    }
+}
+
+/// `y_i = (y_i + t_0 x0_i) + t_1 x1_i` in `f32`: two [`axpy_32`]s in one
+/// pass (the same bits).
+#[multiversion(targets("x86_64+avx2"))]
+pub fn axpy2_32(y: &mut [f32], t0: f32, x0: &[f32], t1: f32, x1: &[f32]) {
     for ((a, &b0), &b1) in y.iter_mut().zip(x0).zip(x1) {
         *a = (*a + t0 * b0) + t1 * b1;
     }
 }
 
-/// `y_i += (t_0 x0_i + t_1 x1_i) + (t_2 x2_i + t_3 x3_i)`: four `axpy`s
-/// with one pass over `y`.
+/// `y_i += (t_0 x0_i + t_1 x1_i) + (t_2 x2_i + t_3 x3_i)` in `f32`: four
+/// [`axpy_32`]s with one pass over `y`.
 #[multiversion(targets("x86_64+avx2"))]
-pub fn axpy4(y: &mut [f64], t: [f64; 4], x: [&[f64]; 4]) {
+pub fn axpy4_32(y: &mut [f32], t: [f32; 4], x: [&[f32]; 4]) {
     let n = y
         .len()
         .min(x[0].len())
