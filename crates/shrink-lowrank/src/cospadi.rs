@@ -109,7 +109,7 @@ use std::fmt;
 /// Signals coded per parallel task (a fixed partition).
 const OMP_CHUNK: usize = 16;
 /// Rows per partial sum in the atom update (a fixed partition).
-const ROW_CHUNK: usize = 64;
+const ROW_CHUNK: usize = 32;
 
 /// Stored 16-bit words of a factorization with bitmap accounting:
 /// `n k + m s + ceil(m k / 16)` for an `(m, n) = (out, in)` weight.
@@ -897,7 +897,7 @@ fn replace_atom(
 /// Work (rows x length) above which an atom update runs on the rayon pool;
 /// smaller ones run on the calling thread. Both paths use the same fixed
 /// chunks and reduction order, so they give the same bits.
-const PAR_WORK: usize = 1 << 17;
+const PAR_WORK: usize = 1 << 15;
 
 /// The squared error of each signal's code, `||y_j - D c_j||^2 = ||y_j||^2
 /// - 2 c_j . (D^T y_j)_I + c_j^T (D^T D)_II c_j` in `f64`, from `yy`
