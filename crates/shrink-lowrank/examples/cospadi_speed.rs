@@ -131,6 +131,10 @@ fn run(a: &Args, file: Option<&str>, name: &str, w: &Array2<f32>, stats: &LayerS
             .map(|h| format!("{:.5}", h / total))
             .collect();
         println!("{name} curve {}", rel.join(" "));
+        // Full precision of the last value, to compare builds bit for bit.
+        if let Some(h) = fit.history.last() {
+            println!("{name} final objective {h:e}");
+        }
     }
     print!(
         "{name:32} k {:4} s {:4} it {:2} ours {err:.5} {secs:8.2}s",

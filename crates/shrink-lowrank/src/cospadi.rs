@@ -89,8 +89,8 @@ use crate::block_omp::block_omp_rows;
 use crate::dense::{Randomized, Svd, randomized_svd, solve_lower_transpose_in_place, thin_svd};
 use crate::form::Precision;
 use crate::kernels::{
-    VB, axpy, axpy_32, axpy_f32, axpy2_32, axpy4_32, dot, dot_32, dot_f32, dot4_32, find_abs_eq,
-    gemv_blocks_f32, max_abs, scale_update_max,
+    VB, accumulate_commit4_32, axpy, axpy_32, axpy_f32, axpy2_32, axpy4_32, dot, dot_32, dot_f32,
+    dot4_32, find_abs_eq, gemv_blocks_f32, max_abs, scale_update_max,
 };
 use crate::whiten::svd_llm_whitening;
 use ndarray::{Array2, ArrayView2};
@@ -997,17 +997,19 @@ fn power_pass(
             for q in 0..4 {
                 xs[b + q] = d4[q] + cs[b + q] * au;
             }
-            if want {
+            let x4 = [xs[b], xs[b + 1], xs[b + 2], xs[b + 3]];
+            if commit {
+                let [r0, r1, r2, r3] = &mut rs[b..b + 4] else {
+                    unreachable!("four rows")
+                };
+                let c4 = [cs[b], cs[b + 1], cs[b + 2], cs[b + 3]];
+                accumulate_commit4_32(&mut acc, [r0, r1, r2, r3], x4, c4, a, u, want);
+            } else if want {
                 axpy4_32(
                     &mut acc,
-                    [xs[b], xs[b + 1], xs[b + 2], xs[b + 3]],
+                    x4,
                     [&*rs[b], &*rs[b + 1], &*rs[b + 2], &*rs[b + 3]],
                 );
-            }
-            if commit {
-                for q in b..b + 4 {
-                    axpy2_32(rs[q], cs[q], a, -xs[q], u);
-                }
             }
         }
         for b in full..rs.len() {

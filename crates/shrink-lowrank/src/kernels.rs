@@ -152,6 +152,52 @@ pub fn axpy4_32(y: &mut [f32], t: [f32; 4], x: [&[f32]; 4]) {
     }
 }
 
+/// [`axpy4_32`] of four rows into `acc` followed by [`axpy2_32`] on each
+/// row, in one pass over the rows: `acc_i += (x_0 r0_i + x_1 r1_i) + (x_2
+/// r2_i + x_3 r3_i)` with the old rows, then `rq_i = (rq_i + c_q a_i) +
+/// (-x_q) u_i` (the same bits as the three calls). Without `want`, `acc` is
+/// not touched.
+#[multiversion(targets("x86_64+avx2"))]
+pub fn accumulate_commit4_32(
+    acc: &mut [f32],
+    rows: [&mut [f32]; 4],
+    x: [f32; 4],
+    c: [f32; 4],
+    a: &[f32],
+    u: &[f32],
+    want: bool,
+) {
+    let [r0, r1, r2, r3] = rows;
+    let n = a
+        .len()
+        .min(u.len())
+        .min(r0.len())
+        .min(r1.len())
+        .min(r2.len())
+        .min(r3.len());
+    let (r0, r1, r2, r3) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n]);
+    let (a, u) = (&a[..n], &u[..n]);
+    let nx = [-x[0], -x[1], -x[2], -x[3]];
+    if want {
+        let acc = &mut acc[..n];
+        for i in 0..n {
+            let (v0, v1, v2, v3) = (r0[i], r1[i], r2[i], r3[i]);
+            acc[i] += (x[0] * v0 + x[1] * v1) + (x[2] * v2 + x[3] * v3);
+            r0[i] = (v0 + c[0] * a[i]) + nx[0] * u[i];
+            r1[i] = (v1 + c[1] * a[i]) + nx[1] * u[i];
+            r2[i] = (v2 + c[2] * a[i]) + nx[2] * u[i];
+            r3[i] = (v3 + c[3] * a[i]) + nx[3] * u[i];
+        }
+    } else {
+        for i in 0..n {
+            r0[i] = (r0[i] + c[0] * a[i]) + nx[0] * u[i];
+            r1[i] = (r1[i] + c[1] * a[i]) + nx[1] * u[i];
+            r2[i] = (r2[i] + c[2] * a[i]) + nx[2] * u[i];
+            r3[i] = (r3[i] + c[3] * a[i]) + nx[3] * u[i];
+        }
+    }
+}
+
 /// Width of the column blocks of [`gemv_blocks_f32`].
 pub const VB: usize = 64;
 
@@ -310,6 +356,47 @@ mod tests {
             let want = dot_reference(&a, &b).to_bits();
             assert_eq!(dot(&a, &b).to_bits(), want, "dot, n = {n}");
             assert_eq!(dot_f32(&a32, &b).to_bits(), want, "dot_f32, n = {n}");
+        }
+    }
+
+    /// The fused and four-row `f32` kernels give the bits of the single ones
+    /// they stand for.
+    #[test]
+    fn fused_f32_kernels_equal_their_parts() {
+        for n in [0usize, 1, 7, 15, 16, 17, 33, 100] {
+            let vec = |seed: usize| -> Vec<f32> {
+                (0..n)
+                    .map(|k| (((k + 3) * (seed + 7) * 31 % 97) as f32 - 48.0) * 0.013)
+                    .collect()
+            };
+            let rows: Vec<Vec<f32>> = (0..4).map(vec).collect();
+            let (a, u) = (vec(5), vec(6));
+            let (x, c) = ([0.7f32, -1.3, 0.01, 2.5], [-0.4f32, 0.9, 1.7, -2.2]);
+            let d4 = dot4_32([&rows[0], &rows[1], &rows[2], &rows[3]], &u);
+            for q in 0..4 {
+                assert_eq!(d4[q].to_bits(), dot_32(&rows[q], &u).to_bits(), "n = {n}");
+            }
+            for want in [true, false] {
+                let mut acc_want = vec(7);
+                let mut rows_want = rows.clone();
+                if want {
+                    axpy4_32(&mut acc_want, x, [&rows[0], &rows[1], &rows[2], &rows[3]]);
+                }
+                for q in 0..4 {
+                    axpy2_32(&mut rows_want[q], c[q], &a, -x[q], &u);
+                }
+                let mut acc = vec(7);
+                let mut got = rows.clone();
+                let [r0, r1, r2, r3] = &mut got[..] else {
+                    unreachable!()
+                };
+                accumulate_commit4_32(&mut acc, [r0, r1, r2, r3], x, c, &a, &u, want);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&acc), bits(&acc_want), "n = {n}, want = {want}");
+                for q in 0..4 {
+                    assert_eq!(bits(&got[q]), bits(&rows_want[q]), "n = {n}, row {q}");
+                }
+            }
         }
     }
 }
