@@ -86,7 +86,9 @@
 //! `s >= floor(k/2)` that fits.
 
 use crate::block_omp::block_omp_rows;
-use crate::dense::{Randomized, Svd, randomized_svd, solve_lower_transpose_in_place, thin_svd};
+use crate::dense::{
+    Randomized, Svd, randomized_svd, right_singular_vectors, solve_lower_transpose_in_place,
+};
 use crate::form::Precision;
 use crate::kernels::{
     VB, accumulate_commit4_32, axpy, axpy_32, axpy_f32, axpy2_32, axpy4_32, dot, dot_32, dot_f32,
@@ -382,14 +384,15 @@ fn init_dictionary(yt: &Array2<f64>, k: usize, init: Init, seed: u64) -> Result<
     let mut dict = Array2::<f64>::zeros((k, n));
     let mut filled = 0;
     if init == Init::Svd {
-        let Svd { s, v, .. } = if m.min(n) >= RANDOMIZED_INIT_MIN {
+        let (s, v) = if m.min(n) >= RANDOMIZED_INIT_MIN {
             let cfg = Randomized {
                 oversample: Some(INIT_OVERSAMPLE),
                 power_iters: INIT_POWER_ITERS,
             };
-            randomized_svd(yt.view(), k, cfg, seed)?
+            let Svd { s, v, .. } = randomized_svd(yt.view(), k, cfg, seed)?;
+            (s, v)
         } else {
-            thin_svd(yt.view())?
+            right_singular_vectors(yt.view())?
         };
         let top = s.first().copied().unwrap_or(0.0);
         let rank = s.iter().filter(|&&x| top > 0.0 && x > top * 1e-12).count();

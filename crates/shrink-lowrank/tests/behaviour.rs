@@ -9,7 +9,7 @@ use proptest::prelude::*;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use shrink_core::{Compressor, Context, Error, LayerStats, Mask, Reconstruct, StageSpec};
-use shrink_lowrank::dense::{randomized_svd, singular_values, thin_svd};
+use shrink_lowrank::dense::{randomized_svd, right_singular_vectors, singular_values, thin_svd};
 use shrink_lowrank::scaled::{Scaling, Solver, approximate};
 use shrink_lowrank::{LowRank, LowRankMatrix, Method, Precision, Randomized, Rank, Whitening};
 
@@ -133,6 +133,37 @@ fn svd_factors_are_a_decomposition() {
     }
     assert!(svd.s.windows(2).all(|p| p[0] >= p[1]));
     assert_eq!(singular_values(a.view()).unwrap().len(), 17);
+}
+
+/// Right singular vectors alone: `A^T A v_i = s_i^2 v_i`, orthonormal, the
+/// singular values of the full SVD, on a wide and a tall matrix.
+#[test]
+fn right_singular_vectors_alone() {
+    let mut rng = StdRng::seed_from_u64(2);
+    for (m, n) in [(23, 17), (12, 30)] {
+        let a = gaussian(m, n, &mut rng);
+        let (s, v) = right_singular_vectors(a.view()).unwrap();
+        let full = thin_svd(a.view()).unwrap();
+        assert_eq!(v.dim(), (n, m.min(n)));
+        for (x, y) in s.iter().zip(&full.s) {
+            assert!((x - y).abs() <= 1e-12 * full.s[0]);
+        }
+        let ata = a.t().dot(&a);
+        for (i, &si) in s.iter().enumerate() {
+            let vi = v.column(i);
+            let r = ata.dot(&vi) - &vi * (si * si);
+            assert!(
+                r.iter().all(|x| x.abs() < 1e-10 * s[0] * s[0]),
+                "vector {i}"
+            );
+        }
+        let vtv = v.t().dot(&v);
+        for ((i, j), x) in vtv.indexed_iter() {
+            let id = if i == j { 1.0 } else { 0.0 };
+            assert!((x - id).abs() < 1e-12);
+        }
+    }
+    assert!(right_singular_vectors(Array2::<f64>::zeros((0, 3)).view()).is_err());
 }
 
 #[test]
