@@ -272,7 +272,9 @@ impl Cospadi {
         }
     }
 
-    /// Runs the solver on `w` with the statistics of `ctx`.
+    /// Runs the solver on `w` with the statistics of `ctx`, on the current
+    /// rayon pool (called from outside it, the work moves to one of its
+    /// threads until it returns).
     ///
     /// # Errors
     ///
