@@ -64,12 +64,17 @@ fn pipelines(recipes: &[String]) -> Result<Vec<Pipeline>, shrink_core::Error> {
     list.iter().map(|r| build(r)).collect()
 }
 
+/// A bar over `len` (linear, recipe) steps with the elapsed time, redrawn
+/// every quarter second so that a single long fit (minutes for a large
+/// CoSpaDi layer) still shows the clock moving. Hidden when stderr is not a
+/// terminal.
 fn progress(len: usize) -> ProgressBar {
     let pb = ProgressBar::new(len as u64);
     pb.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+        ProgressStyle::with_template("{spinner} {elapsed_precise} {bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    pb.enable_steady_tick(std::time::Duration::from_millis(250));
     pb
 }
 
