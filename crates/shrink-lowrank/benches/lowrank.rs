@@ -6,8 +6,9 @@
 //! SHRINK_BENCH_N=4096 cargo bench -p shrink-lowrank --features lapack --bench lowrank
 //! ```
 //!
-//! Groups: `svd` (faer's thin SVD, LAPACK's `gesdd` with the `lapack`
-//! feature, and the randomized rank-N/16 SVD) and `qera_r32` (QERA-exact by
+//! Groups: `svd` (faer's thin SVD, its right singular vectors alone (the
+//! CoSpaDi initialization), LAPACK's `gesdd` with the `lapack` feature, and
+//! the randomized rank-N/16 SVD) and `qera_r32` (QERA-exact by
 //! the symmetric square root and full SVD, and by the Cholesky factor and the
 //! block Krylov SVD). For the same comparison against the NumPy reference in
 //! one run, see `examples/lowrank_speed.rs`.
@@ -31,7 +32,7 @@ use rand::rngs::StdRng;
 use rand_distr::{Distribution, StandardNormal};
 use shrink_core::linalg::matmul;
 use shrink_core::{Context, LayerStats};
-use shrink_lowrank::dense::{randomized_svd, thin_svd};
+use shrink_lowrank::dense::{randomized_svd, right_singular_vectors, thin_svd};
 use shrink_lowrank::{Budget, Cospadi, LowRank, Method, Randomized, Rank, Solver, Whitening};
 use std::hint::black_box;
 use std::time::Duration;
@@ -61,6 +62,9 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(20));
     g.bench_function(format!("faer thin {n}"), |b| {
         b.iter(|| thin_svd(black_box(w.view())).expect("svd"))
+    });
+    g.bench_function(format!("faer right vectors {n}"), |b| {
+        b.iter(|| right_singular_vectors(black_box(w.view())).expect("svd"))
     });
     #[cfg(feature = "lapack")]
     g.bench_function(format!("lapack gesdd {n}"), |b| {

@@ -734,18 +734,15 @@ fn ksvd(yt: &Array2<f64>, dict: &mut Array2<f64>, s: usize, cfg: &Cospadi) -> Re
     let mut err_col = yy.clone();
     let mut history: Vec<f64> = Vec::new();
     let mut et = vec![0.0f32; m * n];
-    // D^T D and D^T Y (m x k, row j = D^T y_j) of the current dictionary.
+    // D^T D and D^T Y (m x k, row j = D^T y_j) of the current dictionary,
+    // row-major (`matmul` returns a fresh standard-layout array).
     let grams = |dict: &Array2<f64>| -> (Vec<f64>, Vec<f64>) {
         let dtd = matmul(dict.view(), dict.t());
         let ytd = matmul(yt.view(), dict.t());
-        let flat = |a: Array2<f64>| -> Vec<f64> {
-            if a.is_standard_layout() {
-                a.into_raw_vec_and_offset().0
-            } else {
-                a.iter().copied().collect()
-            }
-        };
-        (flat(dtd), flat(ytd))
+        (
+            dtd.into_raw_vec_and_offset().0,
+            ytd.into_raw_vec_and_offset().0,
+        )
     };
     let (mut dtd, mut ytd) = grams(dict);
     for t in 0..cfg.iters.max(1) {
@@ -1091,7 +1088,7 @@ fn update_atom(
         .collect();
     let par = rows.len() * n >= PAR_WORK;
     let mut a: Vec<f32> = atom.iter().map(|&v| v as f32).collect();
-    let mut u64: Vec<f64> = atom.to_vec();
+    let mut u_wide: Vec<f64> = atom.to_vec();
     let mut u = a.clone();
     let mut x = vec![0.0f32; rows.len()];
     let mut i = 0;
@@ -1113,7 +1110,7 @@ fn update_atom(
         }
         let moved = w
             .iter()
-            .zip(&u64)
+            .zip(&u_wide)
             .map(|(p, q)| (p - q) * (p - q))
             .sum::<f64>()
             .sqrt();
@@ -1121,7 +1118,7 @@ fn update_atom(
             break;
         }
         u.iter_mut().zip(&w).for_each(|(t, &v)| *t = v as f32);
-        u64 = w;
+        u_wide = w;
         i += 1;
         if moved <= POWER_TOL {
             // Converged from the read-only first pass: commit u_1 and stop.

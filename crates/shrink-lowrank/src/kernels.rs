@@ -39,7 +39,7 @@ fn dot_lanes<T: Copy + Into<f64>>(a: &[T], b: &[f64]) -> f64 {
 /// The eight lane sums of [`dot`] combined pairwise:
 /// `((0 + 4) + (2 + 6)) + ((1 + 5) + (3 + 7))`.
 #[inline(always)]
-fn combine_lanes(acc: &[f64; 8]) -> f64 {
+fn combine_lanes<T: Copy + std::ops::Add<Output = T>>(acc: &[T; 8]) -> T {
     ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
 }
 
@@ -55,8 +55,7 @@ pub fn axpy(y: &mut [f64], t: f64, x: &[f64]) {
 /// and lane `l + 8` first, then as [`combine_lanes`]).
 #[inline(always)]
 fn combine_lanes_32(acc: &[f32; 16]) -> f32 {
-    let h: [f32; 8] = std::array::from_fn(|l| acc[l] + acc[l + 8]);
-    ((h[0] + h[4]) + (h[2] + h[6])) + ((h[1] + h[5]) + (h[3] + h[7]))
+    combine_lanes(&std::array::from_fn(|l| acc[l] + acc[l + 8]))
 }
 
 /// `sum_i a_i b_i` in `f32` with sixteen partial sums (lane `l` takes `i =
@@ -177,24 +176,17 @@ pub fn accumulate_commit4_32(
         .min(r3.len());
     let (r0, r1, r2, r3) = (&mut r0[..n], &mut r1[..n], &mut r2[..n], &mut r3[..n]);
     let (a, u) = (&a[..n], &u[..n]);
+    let acc = if want { &mut acc[..n] } else { &mut acc[..0] };
     let nx = [-x[0], -x[1], -x[2], -x[3]];
-    if want {
-        let acc = &mut acc[..n];
-        for i in 0..n {
-            let (v0, v1, v2, v3) = (r0[i], r1[i], r2[i], r3[i]);
+    for i in 0..n {
+        let (v0, v1, v2, v3) = (r0[i], r1[i], r2[i], r3[i]);
+        if want {
             acc[i] += (x[0] * v0 + x[1] * v1) + (x[2] * v2 + x[3] * v3);
-            r0[i] = (v0 + c[0] * a[i]) + nx[0] * u[i];
-            r1[i] = (v1 + c[1] * a[i]) + nx[1] * u[i];
-            r2[i] = (v2 + c[2] * a[i]) + nx[2] * u[i];
-            r3[i] = (v3 + c[3] * a[i]) + nx[3] * u[i];
         }
-    } else {
-        for i in 0..n {
-            r0[i] = (r0[i] + c[0] * a[i]) + nx[0] * u[i];
-            r1[i] = (r1[i] + c[1] * a[i]) + nx[1] * u[i];
-            r2[i] = (r2[i] + c[2] * a[i]) + nx[2] * u[i];
-            r3[i] = (r3[i] + c[3] * a[i]) + nx[3] * u[i];
-        }
+        r0[i] = (v0 + c[0] * a[i]) + nx[0] * u[i];
+        r1[i] = (v1 + c[1] * a[i]) + nx[1] * u[i];
+        r2[i] = (v2 + c[2] * a[i]) + nx[2] * u[i];
+        r3[i] = (v3 + c[3] * a[i]) + nx[3] * u[i];
     }
 }
 
